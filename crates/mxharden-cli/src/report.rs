@@ -1,0 +1,198 @@
+//! What `apply` prints: plan lines and diffs for people, one JSON document
+//! for tools. Secrets never reach either: diffs of files that hold one are
+//! replaced by a notice before printing.
+
+use std::process::ExitCode;
+
+use mxharden_plan::AppPlan;
+use mxharden_plan::diff::file_diff;
+use mxharden_plan::steps::{Activation, Step};
+use serde_json::{Value, json};
+
+use crate::cli::{Format, GlobalOptions};
+
+/// One app's plan, after it ran when not a dry run.
+pub struct AppOutcome {
+    /// The plan, with tree counts filled in by the run.
+    pub plan: AppPlan,
+    /// Notes from the run.
+    pub notes: Vec<String>,
+}
+
+/// The whole run.
+pub struct Report {
+    dry_run: bool,
+    /// Per app.
+    pub apps: Vec<AppOutcome>,
+}
+
+impl Report {
+    /// Starts an empty report.
+    pub fn new(dry_run: bool) -> Report {
+        Report { dry_run, apps: Vec::new() }
+    }
+
+    /// Tells whether anything changed (or would change).
+    pub fn changed(&self) -> bool {
+        self.apps.iter().any(|outcome| outcome.plan.changes())
+    }
+
+    /// Prints the report to stdout.
+    pub fn print(&self, format: Format) {
+        match format {
+            Format::Text => print!("{}", self.to_text()),
+            Format::Json => println!("{}", self.to_json()),
+        }
+    }
+
+    fn summary(&self) -> String {
+        let changes: usize = self.apps.iter().map(|o| o.plan.steps.iter().filter(|s| s.changes()).count()).sum();
+        let apps = self.apps.len();
+        let app_word = if apps == 1 { "app" } else { "apps" };
+        match (changes, self.dry_run) {
+            (0, _) => format!("{apps} {app_word}: no changes"),
+            (n, true) => format!("{apps} {app_word}: {n} changes planned (dry run: nothing was changed)"),
+            (n, false) => format!("{apps} {app_word}: {n} changes made"),
+        }
+    }
+
+    /// Renders the text report.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for outcome in &self.apps {
+            let plan = &outcome.plan;
+            out.push_str(&format!("app {} ({})\n", plan.app.name, plan.app.source.display()));
+            out.push_str(&format!("  runtime: {}\n", runtime_line(plan)));
+            let user = plan.app.user.as_str();
+            for step in plan.steps.iter().filter(|s| s.changes()) {
+                for line in step.describe(user) {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
+            for step in &plan.steps {
+                if let Step::File(file) = step {
+                    if let Some(diff) = file_diff(file) {
+                        out.push_str(&diff);
+                    }
+                }
+            }
+            for warning in &plan.warnings {
+                out.push_str(&format!("  warning: {warning}\n"));
+            }
+            for note in &outcome.notes {
+                out.push_str(&format!("  note: {note}\n"));
+            }
+        }
+        out.push_str(&self.summary());
+        out.push('\n');
+        out
+    }
+
+    /// Renders the JSON report.
+    pub fn to_json(&self) -> Value {
+        let apps: Vec<Value> = self
+            .apps
+            .iter()
+            .map(|outcome| {
+                let plan = &outcome.plan;
+                json!({
+                    "name": plan.app.name.as_str(),
+                    "source": plan.app.source.display().to_string(),
+                    "changed": plan.changes(),
+                    "runtime": plan.runtime,
+                    "admin_password": plan.password_origin,
+                    "checks": plan.checks,
+                    "warnings": plan.warnings,
+                    "notes": outcome.notes,
+                    "resources": plan.steps.iter().filter(|s| s.changes()).map(resource_json).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "changed": self.changed(),
+            "dry_run": self.dry_run,
+            "msg": self.summary(),
+            "apps": apps,
+        })
+    }
+}
+
+fn runtime_line(plan: &AppPlan) -> String {
+    let Some(version) = &plan.runtime.version else {
+        return "no model deployed".to_owned();
+    };
+    let verdict = plan
+        .runtime
+        .verdict
+        .as_ref()
+        .map(|v| serde_json::to_value(v).ok().and_then(|v| v["verdict"].as_str().map(str::to_owned)).unwrap_or_default())
+        .unwrap_or_default();
+    match &plan.runtime.waived_because {
+        Some(reason) => format!("{version}: {verdict}, waived: {reason}"),
+        None => format!("{version}: {verdict}"),
+    }
+}
+
+fn resource_json(step: &Step) -> Value {
+    match step {
+        Step::Account(account) => json!({"kind": "user", "id": account.user, "action": "create"}),
+        Step::Dir(dir) => json!({
+            "kind": "dir",
+            "id": dir.path.as_str(),
+            "action": if dir.create { "create" } else { "update" },
+            "mode": format!("{:04o}", dir.mode),
+            "owner_from": dir.owner_from,
+            "mode_from": dir.mode_from.map(|m| format!("{m:04o}")),
+        }),
+        Step::Tree(tree) => json!({
+            "kind": "tree",
+            "id": tree.path.as_str(),
+            "action": "update",
+            "noncompliant": tree.noncompliant,
+            "examined": tree.examined,
+            "skipped": tree.skipped,
+        }),
+        Step::File(file) => json!({
+            "kind": "file",
+            "id": file.path.as_str(),
+            "action": if file.before.is_none() { "create" } else { "update" },
+            "secret": file.secret,
+            "content_changes": file.content_changes,
+            "diff": file_diff(file),
+        }),
+        Step::Activate(activation) => json!({
+            "kind": "service",
+            "id": match activation {
+                Activation::LoadNft { table, .. } => format!("nftables:{table}"),
+                Activation::ReloadNginx => "nginx".to_owned(),
+                Activation::ReloadSystemd => "systemd".to_owned(),
+            },
+            "action": "reload",
+        }),
+    }
+}
+
+/// Prints an error (each cause on its own line, or as JSON) and returns exit code 1.
+pub fn print_error(options: &GlobalOptions, error: &anyhow::Error) -> ExitCode {
+    let lines: Vec<String> = error.to_string().lines().map(str::to_owned).collect();
+    let mut causes: Vec<String> = error.chain().skip(1).map(ToString::to_string).collect();
+    causes.dedup();
+    match options.format {
+        Format::Json => {
+            let specs = error.downcast_ref::<mxharden_spec::SpecErrors>().map(|e| json!(e.0));
+            println!(
+                "{}",
+                json!({"changed": false, "failed": true, "msg": error.to_string(), "errors": specs.unwrap_or_else(|| json!(lines)), "causes": causes})
+            );
+        }
+        Format::Text => {
+            for line in lines {
+                eprintln!("error: {line}");
+            }
+            for cause in causes {
+                eprintln!("  caused by: {cause}");
+            }
+        }
+    }
+    ExitCode::FAILURE
+}

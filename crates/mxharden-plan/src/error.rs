@@ -1,0 +1,44 @@
+use std::path::PathBuf;
+
+/// A failure while observing the host or planning.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A file operation failed.
+    #[error(transparent)]
+    Fs(#[from] mxharden_fs::FsError),
+    /// Reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// An account look-up failed.
+    #[error("account look-up failed: {0}")]
+    Lookup(String),
+    /// A template failed.
+    #[error(transparent)]
+    Render(#[from] mxharden_render::RenderError),
+    /// The host is not in a state mxharden can safely change.
+    #[error("{0}")]
+    Conflict(String),
+    /// A generated file failed its tool's check.
+    #[error("{tool} rejected the generated {what}:\n{output}")]
+    CheckFailed {
+        /// The checker, e.g. `nginx -t`.
+        tool: String,
+        /// What was checked.
+        what: String,
+        /// The checker's output.
+        output: String,
+    },
+    /// A required program is missing.
+    #[error("{program} is not installed or not on PATH; {hint}")]
+    MissingTool {
+        /// The program.
+        program: String,
+        /// What to do.
+        hint: String,
+    },
+}

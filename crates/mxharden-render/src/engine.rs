@@ -1,0 +1,101 @@
+//! The Tera engine with mxharden's templates and output filters.
+
+use std::path::{Path, PathBuf};
+
+use tera::{Context, Tera};
+
+use crate::context::RenderContext;
+use crate::filters;
+
+/// Templates built into the binary, by name. A file of the same name in the
+/// override folder replaces one.
+pub const BUILT_IN_TEMPLATES: &[(&str, &str)] = &[
+    ("nginx/site.conf.tera", include_str!("../../../templates/nginx/site.conf.tera")),
+    ("iis/web.config.tera", include_str!("../../../templates/iis/web.config.tera")),
+    ("nftables/app.nft.tera", include_str!("../../../templates/nftables/app.nft.tera")),
+    ("systemd/app.service.tera", include_str!("../../../templates/systemd/app.service.tera")),
+    ("m2ee/mxharden.yaml.tera", include_str!("../../../templates/m2ee/mxharden.yaml.tera")),
+    ("m2ee/m2ee.yaml.tera", include_str!("../../../templates/m2ee/m2ee.yaml.tera")),
+];
+
+/// A template failed to load or render.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// An override template could not be read.
+    #[error("{path}: cannot read the template: {source}")]
+    Read {
+        /// The template file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A template has a syntax error or failed to render.
+    #[error("template {name}: {message}")]
+    Template {
+        /// The template name.
+        name: String,
+        /// Tera's message, with its causes.
+        message: String,
+    },
+}
+
+fn template_error(name: &str, error: &tera::Error) -> RenderError {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    RenderError::Template {
+        name: name.to_owned(),
+        message,
+    }
+}
+
+/// The loaded templates.
+pub struct Engine {
+    tera: Tera,
+}
+
+impl Engine {
+    /// Loads the built-in templates, each replaced by a file of the same
+    /// name under `overrides` when that folder has one.
+    pub fn load(overrides: Option<&Path>) -> Result<Engine, RenderError> {
+        let mut tera = Tera::new();
+        tera.autoescape_on(Vec::<&str>::new());
+        tera.register_filter("nginx", filters::nginx);
+        tera.register_filter("nft", filters::nft);
+        tera.register_filter("systemd", filters::systemd);
+        tera.register_filter("yaml", filters::yaml);
+        tera.register_filter("xml", filters::xml);
+        tera.register_filter("num", filters::num);
+        for (name, built_in) in BUILT_IN_TEMPLATES {
+            let text = match overrides.map(|dir| dir.join(name)) {
+                Some(path) if path.is_file() => {
+                    std::fs::read_to_string(&path).map_err(|source| RenderError::Read { path, source })?
+                }
+                _ => (*built_in).to_owned(),
+            };
+            tera.add_raw_template(name, &text).map_err(|e| template_error(name, &e))?;
+        }
+        Ok(Engine { tera })
+    }
+
+    /// Renders template `name` with `context`.
+    pub fn render(&self, name: &str, context: &RenderContext) -> Result<String, RenderError> {
+        let context = Context::from_serialize(context).map_err(|e| template_error(name, &e))?;
+        self.tera.render(name, &context).map_err(|e| template_error(name, &e))
+    }
+
+    /// Returns the top-level variable names that template `name` uses.
+    pub fn variables(&self, name: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tera
+            .get_template_variables(name)
+            .map(|set| set.into_iter().map(str::to_owned).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}

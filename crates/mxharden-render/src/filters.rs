@@ -1,0 +1,74 @@
+//! Per-format output filters. Every `{{ }}` in a template ends in one of them.
+//!
+//! Values are checked when they are parsed, so these filters never see a
+//! delimiter in practice; they reject one anyway, so a template that is
+//! handed an unchecked value fails to render instead of emitting it.
+
+use tera::{Error, Kwargs, State, TeraResult, Value};
+
+/// Characters allowed bare in nginx, nft and systemd values.
+fn is_plain(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._/:@+-[],*".contains(c)
+}
+
+fn plain(value: &str, format: &str) -> TeraResult<String> {
+    if value.is_empty() || !value.chars().all(is_plain) {
+        return Err(Error::message(format!(
+            "value {value:?} cannot be written into {format} without quoting"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// A bare nginx word.
+pub fn nginx(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    plain(value, "an nginx directive")
+}
+
+/// A bare nft word (table names, addresses, prefixes).
+pub fn nft(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    plain(value, "an nft rule")
+}
+
+/// A systemd unit value; `%` is doubled so specifiers are not expanded.
+pub fn systemd(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    plain(value, "a systemd unit").map(|v| v.replace('%', "%%"))
+}
+
+/// A YAML double-quoted scalar. JSON string syntax is valid YAML 1.2.
+pub fn yaml(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::message("a control character cannot be written into YAML"));
+    }
+    serde_json::to_string(value).map_err(Error::message)
+}
+
+/// XML text or attribute content.
+pub fn xml(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::message("a control character cannot be written into XML"));
+    }
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// A non-negative integer.
+pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
+    match value.as_i128() {
+        Some(number) if number >= 0 => Ok(number.to_string()),
+        _ => Err(Error::message(format!("{value} is not a non-negative integer"))),
+    }
+}
+
+/// Names of the output filters, for the template lint test.
+pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nft", "systemd", "yaml", "xml", "num"];

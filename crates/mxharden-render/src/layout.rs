@@ -1,0 +1,66 @@
+//! Where each generated file and managed folder lives on the host.
+
+use mxharden_spec::AppSpec;
+use mxharden_spec::values::AbsPath;
+
+fn path(text: String) -> AbsPath {
+    text.parse().expect("paths built from checked names and paths are valid")
+}
+
+/// nginx site file, included by Debian's `nginx.conf` from `conf.d`.
+pub fn nginx_site(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/nginx/conf.d/mxharden-{}.conf", app.name))
+}
+
+/// `web.config` for an IIS proxy, to copy to the Windows host.
+pub fn iis_web_config(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/mxharden/iis/{}/web.config", app.name))
+}
+
+/// nftables rules for the app's table.
+pub fn nft_rules(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/mxharden/nftables/{}.nft", app.name))
+}
+
+/// The systemd unit name.
+pub fn unit_name(app: &AppSpec) -> String {
+    format!("mendix-{}.service", app.name)
+}
+
+/// The systemd unit file.
+pub fn systemd_unit(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/systemd/system/{}", unit_name(app)))
+}
+
+/// The nftables table that mxharden owns for the app.
+pub fn nft_table(app: &AppSpec) -> String {
+    format!("mxharden_{}", app.name.as_str().replace('-', "_"))
+}
+
+/// The app user's m2ee-tools folder, `<home>/.m2ee`.
+pub fn m2ee_dir(app: &AppSpec) -> AbsPath {
+    app.home.join(".m2ee")
+}
+
+/// The m2ee-tools file that the operator owns, `<home>/.m2ee/m2ee.yaml`.
+pub fn m2ee_main(app: &AppSpec) -> AbsPath {
+    m2ee_dir(app).join("m2ee.yaml")
+}
+
+/// mxharden's m2ee-tools file, listed under `include` in `m2ee.yaml`.
+pub fn m2ee_include(app: &AppSpec) -> AbsPath {
+    m2ee_dir(app).join("mxharden.yaml")
+}
+
+/// m2ee-tools' default PID file.
+pub fn m2ee_pid_file(app: &AppSpec) -> AbsPath {
+    m2ee_dir(app).join("m2ee.pid")
+}
+
+/// mxharden's record of the app: account and password hash.
+pub fn state_file(app: &AppSpec) -> AbsPath {
+    path(format!("/var/lib/mxharden/apps/{}.json", app.name))
+}
+
+/// The run lock.
+pub const LOCK_FILE: &str = "/run/mxharden.lock";

@@ -1,0 +1,70 @@
+//! Checks across the apps given in one call: nothing may be shared.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use crate::error::{InputError, Position};
+use crate::resolve::AppSpec;
+
+/// Reports every name, account, folder, port and host name that two apps share.
+pub fn check_apps_distinct(apps: &[AppSpec]) -> Vec<InputError> {
+    let mut errors = Vec::new();
+    let mut names = Seen::default();
+    let mut users = Seen::default();
+    let mut ports = Seen::default();
+    let mut hosts = Seen::default();
+
+    for app in apps {
+        let p = &app.positions;
+        names.add(app.name.as_str().to_owned(), &p.name, "app.name", "another app has the same name", &mut errors);
+        users.add(app.user.as_str().to_owned(), &p.user, "app.user", "another app runs as the same account; every app needs its own", &mut errors);
+        for (port, position, field) in [
+            (app.runtime_port, &p.runtime_port, "app.runtime.port"),
+            (app.admin_port, &p.admin_port, "app.runtime.admin_port"),
+        ] {
+            ports.add(port.get(), position, field, &format!("port {port} is already used by another app"), &mut errors);
+        }
+        hosts.add(app.server_name.as_str().to_owned(), &p.server_name, "app.proxy.server_name", "another app is served under the same host name", &mut errors);
+    }
+    check_bases_apart(apps, &mut errors);
+    errors
+}
+
+fn check_bases_apart(apps: &[AppSpec], errors: &mut Vec<InputError>) {
+    for (index, app) in apps.iter().enumerate() {
+        for other in &apps[..index] {
+            if app.base.is_within(&other.base) || other.base.is_within(&app.base) {
+                errors.push(
+                    InputError::new(
+                        &app.positions.base,
+                        "app.base",
+                        format!("{} overlaps the base of app {}; each app needs a folder of its own", app.base, other.name),
+                    )
+                    .with_related(&other.positions.base),
+                );
+            }
+        }
+    }
+}
+
+/// Remembers where each value was first seen.
+struct Seen<K> {
+    first: HashMap<K, Position>,
+}
+
+impl<K> Default for Seen<K> {
+    fn default() -> Self {
+        Seen { first: HashMap::new() }
+    }
+}
+
+impl<K: Eq + Hash> Seen<K> {
+    fn add(&mut self, key: K, position: &Position, field: &str, message: &str, errors: &mut Vec<InputError>) {
+        match self.first.get(&key) {
+            Some(first) => errors.push(InputError::new(position, field, message).with_related(first)),
+            None => {
+                self.first.insert(key, position.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The desired state of one app, as written in YAML.
+//!
+//! Optional fields are `Option` or carry a serde default, so that a template
+//! never sees `null`: the render stage fills every default before rendering.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::values::{AbsPath, AccountName, AppName, DnsName, HttpsUrl, Port, Reason};
+
+/// One desired-state file: a schema version and one app.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DesiredState {
+    /// Schema version of this file; only `1` exists.
+    #[schemars(with = "u32")]
+    pub version: Spanned<u32>,
+    /// The app to harden.
+    pub app: App,
+}
+
+/// One Mendix app on this host.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    /// Short name; derives the account `mx-<name>`, the unit `mendix-<name>.service`
+    /// and the nftables table `mxharden_<name>`.
+    #[schemars(with = "AppName")]
+    pub name: Spanned<AppName>,
+    /// The app's `app_base`, holding `model/`, `data/` and `web/`.
+    #[schemars(with = "AbsPath")]
+    pub base: Spanned<AbsPath>,
+    /// System account that runs the app. Default: `mx-<name>`.
+    #[serde(default)]
+    #[schemars(with = "Option<AccountName>")]
+    pub user: Option<Spanned<AccountName>>,
+    /// Runtime ports and listen addresses.
+    pub runtime: Runtime,
+    /// The TLS reverse proxy in front of the runtime.
+    pub proxy: Proxy,
+    /// Host firewall rules for the runtime and admin ports.
+    #[serde(default)]
+    pub firewall: Firewall,
+    /// The systemd unit that runs the app.
+    #[serde(default)]
+    pub service: Service,
+    /// Checks accepted as failing, each with a reason and an expiry date.
+    #[serde(default)]
+    pub waivers: Vec<Waiver>,
+}
+
+/// Ports and listen addresses of the Mendix runtime.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    /// Port where the runtime serves HTTP to the proxy.
+    #[schemars(with = "Port")]
+    pub port: Spanned<Port>,
+    /// Port of the runtime's admin API.
+    #[schemars(with = "Port")]
+    pub admin_port: Spanned<Port>,
+    /// Addresses the runtime port binds. Default: `127.0.0.1` and `::1`.
+    /// A non-loopback address needs `proxy.remote_addresses`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<IpAddr>>")]
+    pub listen: Option<Spanned<Vec<IpAddr>>>,
+    /// Root URL the runtime uses for links and cookies. Default: `https://<server_name>`.
+    #[serde(default)]
+    pub root_url: Option<HttpsUrl>,
+}
+
+/// Which reverse proxy to configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyKind {
+    /// nginx on this host.
+    Nginx,
+    /// IIS on a Windows host: mxharden writes `web.config` for it.
+    Iis,
+}
+
+/// The TLS reverse proxy.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// `nginx` or `iis`.
+    pub kind: ProxyKind,
+    /// Host name that clients use; the certificate must cover it.
+    #[schemars(with = "DnsName")]
+    pub server_name: Spanned<DnsName>,
+    /// Certificate and key for TLS.
+    pub tls: Tls,
+    /// Addresses or networks of proxy hosts other than this one that may
+    /// reach the runtime port. Empty: the proxy runs on this host.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<IpNet>>")]
+    pub remote_addresses: Option<Spanned<Vec<IpNet>>>,
+}
+
+/// Certificate and private key files, as the proxy host sees them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate, leaf first, then intermediates.
+    pub certificate: AbsPath,
+    /// PEM private key, readable by root only.
+    pub key: AbsPath,
+}
+
+/// Host firewall settings.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Firewall {
+    /// `nftables` (default) or `none`.
+    #[serde(default)]
+    pub backend: FirewallBackend,
+}
+
+/// Which firewall mxharden manages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FirewallBackend {
+    /// A table of mxharden's own per app, replaced atomically.
+    #[default]
+    Nftables,
+    /// No firewall rules; only allowed while every port listens on loopback.
+    None,
+}
+
+/// The systemd unit that runs the app.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// The m2ee program that starts and stops the runtime. Default: `/usr/bin/m2ee`.
+    #[serde(default = "default_m2ee")]
+    pub m2ee: AbsPath,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service {
+            m2ee: default_m2ee(),
+        }
+    }
+}
+
+fn default_m2ee() -> AbsPath {
+    "/usr/bin/m2ee".parse().expect("default m2ee path is valid")
+}
+
+/// A check that may be waived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckId {
+    /// The runtime version is below the minimum of its release line.
+    RuntimeVersion,
+}
+
+/// An accepted failure of one check, for a limited time.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Waiver {
+    /// The check to waive.
+    #[schemars(with = "CheckId")]
+    pub check: Spanned<CheckId>,
+    /// Why the failure is accepted and who decided.
+    pub reason: Reason,
+    /// Last day (`YYYY-MM-DD`) the waiver holds; after it the check fails again.
+    #[schemars(with = "String")]
+    pub expires: Spanned<jiff::civil::Date>,
+}
