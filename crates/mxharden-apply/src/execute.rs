@@ -59,9 +59,11 @@ fn run_steps(host: &Host, plan: &mut AppPlan, backups: &mut Vec<Backup>, applied
             }
             Step::Tree(tree) => {
                 let app_ids = ids.ok_or_else(|| missing_account(&user))?;
+                let mut progress = Progress::new(tree.path.as_str());
                 let report = mxharden_fs::walk_tree(&host.root, tree.path.as_str(), tree_policy(app_ids), true, &mut |count| {
-                    tracing::info!(entries = count, "correcting owner and modes");
+                    progress.show(count)
                 })?;
+                progress.finish();
                 tree.noncompliant = Some(report.noncompliant);
                 tree.examined = Some(report.examined);
                 tree.skipped = report.skipped.iter().map(Into::into).collect();
@@ -184,4 +186,37 @@ fn roll_back(host: &Host, backups: &[Backup]) -> Vec<String> {
         }
     }
     restored
+}
+
+/// Progress of a long tree pass: a line redrawn on a terminal, a log
+/// record otherwise.
+struct Progress<'a> {
+    path: &'a str,
+    terminal: bool,
+    shown: bool,
+}
+
+impl<'a> Progress<'a> {
+    fn new(path: &'a str) -> Progress<'a> {
+        Progress {
+            path,
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            shown: false,
+        }
+    }
+
+    fn show(&mut self, examined: u64) {
+        if self.terminal {
+            eprint!("\r  {}: {examined} entries examined", self.path);
+            self.shown = true;
+        } else {
+            tracing::info!(path = self.path, examined, "correcting owner and modes");
+        }
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
 }

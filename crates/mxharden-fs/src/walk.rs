@@ -1,6 +1,6 @@
 //! The recursive owner and mode pass over `model/` and `data/`.
 //!
-//! The walk holds a descriptor for every folder on the current path and
+//! The walk keeps a descriptor for every folder on the current path and
 //! opens each child relative to its parent with `O_NOFOLLOW`, so renames,
 //! swaps and planted links by the app user cannot lead it outside the tree.
 //! Memory grows with the depth of the tree, not with the number of entries.
@@ -52,11 +52,11 @@ impl TreePolicy {
 pub struct Skipped {
     /// Host path of the entry.
     pub path: PathBuf,
-    /// Why it was left alone.
+    /// The reason it was left alone.
     pub reason: String,
 }
 
-/// What a walk found and did.
+/// Counts and skipped entries of one walk.
 #[derive(Debug, Clone, Default)]
 pub struct TreeReport {
     /// Entries examined, the top folder included.
