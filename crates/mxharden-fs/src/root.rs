@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Mode, OFlags, Stat, FileType, Uid, Gid};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Stat, Uid};
 use rustix::io::Errno;
 
 use crate::error::FsError;
@@ -110,6 +110,20 @@ impl RootDir {
     }
 
     fn open_dir_components(&self, path: &str, components: &[&str]) -> Result<Option<OwnedFd>, FsError> {
+        // Fast path: one openat2 call that the kernel resolves without
+        // following any link and without leaving the root. Any failure other
+        // than success or a missing entry falls through to the walk below,
+        // which names the offending component (and works on kernels before
+        // 5.6, which lack openat2).
+        if !components.is_empty() {
+            let joined = components.join("/");
+            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+            match rustix::fs::openat2(&self.fd, joined.as_str(), DIR_FLAGS, Mode::empty(), resolve) {
+                Ok(fd) => return Ok(Some(fd)),
+                Err(Errno::NOENT) => return Ok(None),
+                Err(_) => {}
+            }
+        }
         let mut current = rustix::io::dup(&self.fd).map_err(|e| FsError::io(self.host_path(path), "dup", e))?;
         for component in components {
             assert!(*component != "." && *component != "..", "paths reaching the file layer are normalized");
