@@ -114,7 +114,7 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
             shell: NOLOGIN.to_owned(),
         }));
     }
-    plan_dirs(host, app, ids, &mut steps)?;
+    plan_dirs(host, app, &artifacts, ids, &mut steps)?;
     plan_trees(host, app, ids, options.scan_trees, &mut steps)?;
     for artifact in &artifacts {
         plan_file(host, ids, artifact_target(artifact), &mut steps)?;
@@ -251,7 +251,7 @@ fn abs(text: &str) -> AbsPath {
     text.parse().expect("constant paths are valid")
 }
 
-fn plan_dirs(host: &Host, app: &AppSpec, ids: Option<AppIds>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
+fn plan_dirs(host: &Host, app: &AppSpec, artifacts: &[Artifact], ids: Option<AppIds>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
     let base = &app.base;
     plan_dir(host, base.clone(), OwnerSpec::Root, 0o755, true, ids, steps)?;
     plan_dir(host, base.join("model"), OwnerSpec::App, 0o700, true, ids, steps)?;
@@ -264,8 +264,10 @@ fn plan_dirs(host: &Host, app: &AppSpec, ids: Option<AppIds>, steps: &mut Vec<St
     plan_dir(host, abs("/var/lib/mxharden"), OwnerSpec::Root, 0o700, true, ids, steps)?;
     plan_dir(host, abs("/var/lib/mxharden/apps"), OwnerSpec::Root, 0o700, true, ids, steps)?;
     plan_dir(host, abs("/etc/mxharden"), OwnerSpec::Root, 0o755, true, ids, steps)?;
-    for artifact_dir in [layout::nginx_site(app), layout::iis_web_config(app), layout::nft_rules(app), layout::systemd_unit(app)] {
-        let parent = artifact_dir.parent().expect("artifact paths have a parent");
+    // Only the folders of files this app really writes; the app user's own
+    // files live in folders planned above.
+    for artifact in artifacts.iter().filter(|a| a.owner == Owner::Root) {
+        let parent = artifact.path.parent().expect("artifact paths have a parent");
         let ours = parent.is_within(&abs("/etc/mxharden"));
         let mode = if parent.as_str() == "/etc/mxharden/nftables" { 0o700 } else { 0o755 };
         plan_dir(host, parent, OwnerSpec::Root, mode, ours, ids, steps)?;

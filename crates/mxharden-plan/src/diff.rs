@@ -18,10 +18,13 @@ pub fn file_diff(step: &FileStep) -> Option<String> {
     }
     let before = step.before.as_deref().unwrap_or("");
     let old_header = if step.before.is_some() { step.path.to_string() } else { "/dev/null".to_owned() };
+    // The operator's m2ee.yaml may hold database passwords; mxharden only
+    // appends to it, so showing no context lines shows only mxharden's text.
+    let context_lines = if step.kind == FileKind::M2eeMain { 0 } else { 3 };
     let diff = TextDiff::from_lines(before, step.after.as_str());
     let text = diff
         .unified_diff()
-        .context_radius(3)
+        .context_radius(context_lines)
         .header(&old_header, step.path.as_str())
         .to_string();
     Some(text)

@@ -11,12 +11,21 @@ use mxharden_render::AdminPassword;
 
 use crate::error::PlanError;
 
-/// Parses YAML text into a generic value.
+/// Parses YAML text into a generic value. The error gives only the line and
+/// column, because these files hold passwords and the parser's own message
+/// may quote the text around the mistake.
 pub fn parse_yaml(origin: &str, text: &str) -> Result<serde_json::Value, PlanError> {
     if text.trim().is_empty() {
         return Ok(serde_json::Value::Null);
     }
-    serde_saphyr::from_str(text).map_err(|e| PlanError::Conflict(format!("{origin}: invalid YAML: {e}")))
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::from_str_with_options(text, options).map_err(|error| {
+        let place = match error.location() {
+            Some(location) => format!("line {}, column {}", location.line(), location.column()),
+            None => "an unknown place".to_owned(),
+        };
+        PlanError::Conflict(format!("{origin}: invalid YAML at {place}; correct the file or move it away"))
+    })
 }
 
 /// Returns `m2ee.admin_pass` from mxharden's include file, if present.

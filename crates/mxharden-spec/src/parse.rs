@@ -83,7 +83,8 @@ fn to_input_error(file: &Path, field: &str, error: &YamlError) -> InputError {
             column: 0,
         },
     };
-    let field = field.trim_end_matches(".?").trim_end_matches('?');
+    // `Spanned` fields add a `.value` segment; no model field is named `value`.
+    let field = field.trim_end_matches(".?").trim_end_matches('?').trim_end_matches(".value");
     let field = if field == "." { "" } else { field };
     InputError::new(&position, field, clean_message(error))
 }
@@ -92,8 +93,13 @@ fn to_input_error(file: &Path, field: &str, error: &YamlError) -> InputError {
 /// because the position leads the message already.
 fn clean_message(error: &YamlError) -> String {
     let text = error.to_string();
-    match text.rfind(" at line ") {
+    let text = match text.rfind(" at line ") {
         Some(cut) => text[..cut].to_owned(),
+        None => text,
+    };
+    // The library suggests one of its own options; say what the user can do.
+    match text.split_once(", set DuplicateKeyPolicy") {
+        Some((duplicate, _)) => format!("{duplicate}; each key may appear once in a mapping, so remove one of them"),
         None => text,
     }
 }

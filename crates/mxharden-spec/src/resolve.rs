@@ -238,6 +238,14 @@ fn check_listen(
             "the runtime listens on a non-loopback address but no remote proxy is configured; leave listen out, or list the proxy hosts in app.proxy.remote_addresses",
         ));
     }
+    let unspecified = listen.iter().any(|address| address.is_unspecified());
+    if unspecified && !remote.is_empty() {
+        errors.push(InputError::new(
+            listen_position,
+            "app.runtime.listen",
+            "0.0.0.0 and :: name no address a remote proxy can connect to; list this host's address that the proxy uses",
+        ));
+    }
     if !exposed && !remote.is_empty() {
         errors.push(
             InputError::new(

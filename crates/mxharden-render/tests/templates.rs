@@ -1,0 +1,582 @@
+//! Tests of the built-in templates. A lint checks their expressions, and a
+//! second check finds every variable they name in the render context.
+//! Snapshots cover every file rendered for `examples/app.yaml`. The files'
+//! own tools (`nginx -t`, `nft -c`, an XML parser) check the rendered output.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mxharden_plan::checks::{CheckOutcome, check_nft_rules, check_nginx_site};
+use mxharden_render::{AdminPassword, Artifact, ArtifactKind, BUILT_IN_TEMPLATES, Engine, RenderContext, render_app, render_m2ee_main};
+use mxharden_spec::AppSpec;
+use serde_json::Value;
+
+/// Runtime version named by `examples/root/srv/mendix/sales/model/metadata.json`.
+const EXAMPLE_RUNTIME_VERSION: &str = "10.24.3.75271";
+
+/// A fixed admin password, so snapshots are stable. It is 48 characters
+/// long, like a generated one.
+const TEST_PASSWORD: &str = "TestOnlyAdminPassword0123456789abcdefghijklmnopq";
+
+/// A desired state that sets every optional field, so the context built from
+/// it contains every value a template can use.
+const MAXIMAL_APP: &str = r#"version: 1
+app:
+  name: sales-eu
+  base: /srv/mendix/sales-eu
+  user: mx-sales-eu
+  runtime:
+    port: 8000
+    admin_port: 8090
+    listen: ["127.0.0.1", "::1", "192.0.2.10", "2001:db8::10"]
+    root_url: https://sales.example.com/app
+  proxy:
+    kind: nginx
+    server_name: sales.example.com
+    tls:
+      certificate: /etc/ssl/certs/sales.pem
+      key: /etc/ssl/private/sales.key
+    remote_addresses: ["192.0.2.0/24", "2001:db8:1::/64"]
+  firewall:
+    backend: nftables
+  service:
+    m2ee: /opt/m2ee/bin/m2ee
+  waivers:
+    - check: runtime-version
+      reason: "Upgrade planned for the next release window; approved by the app owner"
+      expires: 2999-12-31
+"#;
+
+fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn load_one(file: &Path) -> AppSpec {
+    let mut apps = mxharden_spec::load_apps(&[file.to_path_buf()], mxharden_spec::today_utc())
+        .unwrap_or_else(|errors| panic!("{} is invalid:\n{errors}", file.display()));
+    assert_eq!(apps.len(), 1, "expected one app from {}", file.display());
+    apps.remove(0)
+}
+
+fn example_app() -> AppSpec {
+    load_one(&repository_root().join("examples/app.yaml"))
+}
+
+/// Loads a desired state written to a temporary file.
+fn app_from_text(text: &str) -> AppSpec {
+    let folder = tempfile::tempdir().expect("create a temporary folder");
+    let file = folder.path().join("app.yaml");
+    std::fs::write(&file, text).expect("write the desired-state file");
+    load_one(&file)
+}
+
+fn password() -> AdminPassword {
+    AdminPassword::new(TEST_PASSWORD.to_owned())
+}
+
+fn engine() -> Engine {
+    Engine::load(None).expect("the built-in templates load")
+}
+
+/// Builds the context with every optional value present, as JSON.
+fn maximal_context_json() -> Value {
+    let app = app_from_text(MAXIMAL_APP);
+    let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION)).with_secret(&password());
+    serde_json::to_value(&context).expect("the render context serializes")
+}
+
+/// Returns the output filters allowed at the end of an expression in `template`.
+fn output_filters(template: &str) -> [&'static str; 2] {
+    let format = match template.split('/').next() {
+        Some("nginx") => "nginx",
+        Some("nftables") => "nft",
+        Some("systemd") => "systemd",
+        Some("m2ee") => "yaml",
+        Some("iis") => "xml",
+        _ => panic!("template {template} has no known output format; add its folder to output_filters"),
+    };
+    [format, "num"]
+}
+
+/// One `{{ }}` or `{% %}` tag of a template.
+#[derive(Debug)]
+struct Tag {
+    /// `{{` or `{%`.
+    opening: &'static str,
+    /// The text between the delimiters, without whitespace-control dashes.
+    body: String,
+    /// Line of the opening delimiter, from 1.
+    line: usize,
+}
+
+/// Splits `text` into its expression and statement tags. Comments are skipped.
+fn tags(name: &str, text: &str) -> Vec<Tag> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start..];
+        let (opening, closing) = if after.starts_with("{{") {
+            ("{{", "}}")
+        } else if after.starts_with("{%") {
+            ("{%", "%}")
+        } else if after.starts_with("{#") {
+            ("{#", "#}")
+        } else {
+            offset += start + 1;
+            rest = &rest[start + 1..];
+            continue;
+        };
+        let line = text[..offset + start].matches('\n').count() + 1;
+        let end = after
+            .find(closing)
+            .unwrap_or_else(|| panic!("{name}:{line}: {opening} is never closed"));
+        let body = after[2..end].trim().trim_start_matches('-').trim_end_matches('-').trim();
+        if opening != "{#" {
+            found.push(Tag {
+                opening,
+                body: body.to_owned(),
+                line,
+            });
+        }
+        offset += start + end + 2;
+        rest = &rest[start + end + 2..];
+    }
+    found
+}
+
+/// Splits an expression at `|` characters outside string literals and brackets.
+fn split_filters(expression: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut quote = None;
+    let mut depth = 0_i32;
+    for c in expression.chars() {
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(c),
+            (None, '(' | '[') => depth += 1,
+            (None, ')' | ']') => depth -= 1,
+            (None, '|') if depth == 0 => {
+                parts.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        parts.last_mut().expect("parts is never empty").push(c);
+    }
+    parts.into_iter().map(|part| part.trim().to_owned()).collect()
+}
+
+/// Words of Tera's expression syntax that are not variables.
+const KEYWORDS: &[&str] = &["and", "or", "not", "in", "is", "true", "false", "none", "True", "False", "None"];
+
+/// Returns the dotted variable paths in a filter-free expression, skipping
+/// string literals, numbers, keywords, the test after `is` and function names.
+fn variable_paths(expression: &str) -> Vec<String> {
+    let chars: Vec<char> = expression.chars().collect();
+    let mut paths = Vec::new();
+    let mut previous_words = (String::new(), String::new());
+    let mut index = 0;
+    while index < chars.len() {
+        let c = chars[index];
+        if c == '"' || c == '\'' || c == '`' {
+            let close = chars[index + 1..]
+                .iter()
+                .position(|&d| d == c)
+                .unwrap_or_else(|| panic!("unclosed string in {expression:?}"));
+            index += close + 2;
+            continue;
+        }
+        if c.is_ascii_digit() {
+            while index < chars.len() && (chars[index].is_ascii_alphanumeric() || chars[index] == '.') {
+                index += 1;
+            }
+            continue;
+        }
+        if !(c.is_ascii_alphabetic() || c == '_') {
+            index += 1;
+            continue;
+        }
+        let start = index;
+        while index < chars.len() && (chars[index].is_ascii_alphanumeric() || chars[index] == '_' || chars[index] == '.') {
+            index += 1;
+        }
+        let word: String = chars[start..index].iter().collect();
+        let is_function = chars.get(index) == Some(&'(');
+        // The word after `is` or `is not` names a test, as in `x is not defined`.
+        let is_test = previous_words.1 == "is" || (previous_words.0 == "is" && previous_words.1 == "not");
+        if !KEYWORDS.contains(&word.as_str()) && !is_function && !is_test {
+            paths.push(word.trim_end_matches('.').to_owned());
+        }
+        previous_words = (previous_words.1, word);
+    }
+    paths
+}
+
+/// Variable paths that one template names, and its loop variables with the
+/// path each one iterates over.
+#[derive(Debug, Default)]
+struct TemplateVariables {
+    paths: BTreeMap<String, usize>,
+    loops: BTreeMap<String, String>,
+}
+
+fn template_variables(name: &str, text: &str) -> TemplateVariables {
+    let mut found = TemplateVariables::default();
+    for tag in tags(name, text) {
+        let expression = match tag.opening {
+            "{{" => split_filters(&tag.body).remove(0),
+            _ => {
+                let (keyword, rest) = tag.body.split_once(char::is_whitespace).unwrap_or((tag.body.as_str(), ""));
+                match keyword {
+                    "if" | "elif" => split_filters(rest).remove(0),
+                    "for" => {
+                        let (targets, iterable) = rest
+                            .split_once(" in ")
+                            .unwrap_or_else(|| panic!("{name}:{}: a for tag without `in`", tag.line));
+                        let iterable = split_filters(iterable).remove(0);
+                        for target in targets.split(',') {
+                            found.loops.insert(target.trim().to_owned(), iterable.clone());
+                        }
+                        iterable
+                    }
+                    "else" | "endif" | "endfor" | "raw" | "endraw" => continue,
+                    other => panic!("{name}:{}: the variable check does not handle the tag {other:?}; extend template_variables", tag.line),
+                }
+            }
+        };
+        for path in variable_paths(&expression) {
+            found.paths.entry(path).or_insert(tag.line);
+        }
+    }
+    found
+}
+
+/// Looks up a dotted path such as `app.name` in a JSON object.
+fn resolve<'a>(context: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(context, |value, key| value.get(key))
+}
+
+/// Lists every `{{ }}` expression of template `name` that does not end in
+/// one of the output filters of its format.
+fn unfiltered_expressions(name: &str, text: &str) -> Vec<String> {
+    let allowed = output_filters(name);
+    let mut problems = Vec::new();
+    for tag in tags(name, text).into_iter().filter(|tag| tag.opening == "{{") {
+        let parts = split_filters(&tag.body);
+        let filter = match parts.last() {
+            Some(last) if parts.len() >= 2 => last.split('(').next().unwrap_or_default().trim().to_owned(),
+            _ => String::new(),
+        };
+        if !allowed.contains(&filter.as_str()) {
+            problems.push(format!(
+                "{name}:{}: {{{{ {} }}}} ends with filter {filter:?}; expected one of {allowed:?}",
+                tag.line, tag.body
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn expressions_end_in_output_filter() {
+    for (name, text) in BUILT_IN_TEMPLATES {
+        let expressions = tags(name, text).into_iter().filter(|tag| tag.opening == "{{").count();
+        assert!(expressions > 0, "{name}: found no {{{{ }}}} expression; the tag scanner is broken");
+        assert_eq!(unfiltered_expressions(name, text), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn lint_flags_missing_or_foreign_filter() {
+    let text = "a {{ app.name }}\nb {{ app.name | yaml }}\nc {{- runtime.port | num -}}\nd {{ app.base | nginx | upper }}\n";
+    let problems = unfiltered_expressions("nginx/test.tera", text);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].starts_with("nginx/test.tera:1:"), "{}", problems[0]);
+    assert!(problems[1].starts_with("nginx/test.tera:2:"), "{}", problems[1]);
+    assert!(problems[2].starts_with("nginx/test.tera:4:"), "{}", problems[2]);
+}
+
+#[test]
+fn output_filter_list_matches_formats() {
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    for (name, _) in BUILT_IN_TEMPLATES {
+        used.extend(output_filters(name));
+    }
+    let declared: BTreeSet<&str> = mxharden_render::filters::OUTPUT_FILTERS.iter().copied().collect();
+    assert_eq!(used, declared);
+}
+
+/// Lists every variable path of template `name` that `context` lacks, and
+/// every loop whose list is missing or empty there. Paths below a loop
+/// variable are not checked.
+fn missing_paths(name: &str, text: &str, context: &Value) -> Vec<String> {
+    let variables = template_variables(name, text);
+    let mut problems = Vec::new();
+    for (loop_variable, iterable) in &variables.loops {
+        match resolve(context, iterable).and_then(Value::as_array) {
+            None => problems.push(format!("{name}: `for {loop_variable} in {iterable}`: {iterable} is not a list in the context")),
+            Some(items) if items.is_empty() => {
+                problems.push(format!("{name}: {iterable} is empty in the context, so its loop body is never rendered"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (path, line) in &variables.paths {
+        let top = path.split('.').next().unwrap_or_default();
+        if !variables.loops.contains_key(top) && resolve(context, path).is_none() {
+            problems.push(format!("{name}:{line}: {path} is not in the render context"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn template_paths_exist_in_context() {
+    let context = maximal_context_json();
+    for (name, text) in BUILT_IN_TEMPLATES {
+        assert!(!template_variables(name, text).paths.is_empty(), "{name}: found no variable; the tag scanner is broken");
+        assert_eq!(missing_paths(name, text, &context), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn path_check_flags_unknown_names() {
+    let context = maximal_context_json();
+    let text = "{{ app.name | yaml }}\n{% if runtime.versoin is defined %}x{% endif %}\n{%- for s in firewall.sources %}{{ s.x | nft }}{% endfor %}\n{{ secret.admin_pass | yaml }}\n";
+    let problems = missing_paths("m2ee/test.tera", text, &context);
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("firewall.sources is not a list")), "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("m2ee/test.tera:2: runtime.versoin")), "{problems:#?}");
+    assert!(problems.iter().any(|p| p.contains("m2ee/test.tera:3: firewall.sources")), "{problems:#?}");
+}
+
+#[test]
+fn engine_variables_exist_in_context() {
+    let context = maximal_context_json();
+    let engine = engine();
+    for (name, _) in BUILT_IN_TEMPLATES {
+        let names = engine.variables(name);
+        assert!(!names.is_empty(), "Engine::variables({name}) returned no name");
+        for top in names {
+            assert!(context.get(&top).is_some(), "{name}: top-level variable {top} is not in the render context");
+        }
+    }
+}
+
+#[test]
+fn maximal_context_renders_every_template() {
+    let app = app_from_text(MAXIMAL_APP);
+    let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION)).with_secret(&password());
+    let engine = engine();
+    for (name, _) in BUILT_IN_TEMPLATES {
+        let rendered = engine.render(name, &context);
+        assert!(rendered.is_ok(), "{name}: {}", rendered.err().map(|e| e.to_string()).unwrap_or_default());
+    }
+}
+
+#[test]
+fn minimal_context_renders_every_template() {
+    // No runtime version: a template must test `runtime.version is defined`.
+    let context = RenderContext::new(&example_app(), None).with_secret(&password());
+    let engine = engine();
+    for (name, _) in BUILT_IN_TEMPLATES {
+        let rendered = engine.render(name, &context);
+        assert!(rendered.is_ok(), "{name}: {}", rendered.err().map(|e| e.to_string()).unwrap_or_default());
+    }
+}
+
+#[test]
+fn remote_proxy_needs_concrete_listen() {
+    let text = MAXIMAL_APP
+        .replace("kind: nginx", "kind: iis")
+        .replace(r#"listen: ["127.0.0.1", "::1", "192.0.2.10", "2001:db8::10"]"#, r#"listen: ["0.0.0.0"]"#);
+    let folder = tempfile::tempdir().expect("create a temporary folder");
+    let file = folder.path().join("app.yaml");
+    std::fs::write(&file, text).expect("write the desired-state file");
+    let errors = mxharden_spec::load_apps(&[file], mxharden_spec::today_utc()).expect_err("0.0.0.0 with a remote proxy must be rejected");
+    let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+    assert!(fields.contains(&"app.runtime.listen"), "{errors}");
+}
+
+/// Renders every file for `examples/app.yaml` with the example's runtime version.
+fn example_artifacts() -> (AppSpec, RenderContext, Vec<Artifact>) {
+    let app = example_app();
+    let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION));
+    let artifacts = render_app(&engine(), &app, &context, &password()).expect("the example renders");
+    (app, context, artifacts)
+}
+
+fn artifact(artifacts: &[Artifact], kind: ArtifactKind) -> &Artifact {
+    artifacts
+        .iter()
+        .find(|artifact| artifact.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind:?} among {artifacts:?}"))
+}
+
+#[test]
+fn snapshot_example_layout() {
+    let (_, _, artifacts) = example_artifacts();
+    let layout: Vec<String> = artifacts
+        .iter()
+        .map(|a| format!("{} {:?} {:?} {:04o} secret={}", a.path, a.kind, a.owner, a.mode, a.secret))
+        .collect();
+    insta::assert_snapshot!("example_layout", layout.join("\n"));
+}
+
+#[test]
+fn snapshot_example_nginx_site() {
+    let (_, _, artifacts) = example_artifacts();
+    insta::assert_snapshot!("example_nginx_site", artifact(&artifacts, ArtifactKind::NginxSite).contents);
+}
+
+#[test]
+fn snapshot_example_nft_rules() {
+    let (_, _, artifacts) = example_artifacts();
+    insta::assert_snapshot!("example_nft_rules", artifact(&artifacts, ArtifactKind::NftRules).contents);
+}
+
+#[test]
+fn snapshot_example_systemd_unit() {
+    let (_, _, artifacts) = example_artifacts();
+    insta::assert_snapshot!("example_systemd_unit", artifact(&artifacts, ArtifactKind::SystemdUnit).contents);
+}
+
+#[test]
+fn snapshot_example_m2ee_include() {
+    let (_, _, artifacts) = example_artifacts();
+    insta::assert_snapshot!("example_m2ee_include", artifact(&artifacts, ArtifactKind::M2eeInclude).contents);
+}
+
+#[test]
+fn snapshot_example_m2ee_main() {
+    let (_, context, _) = example_artifacts();
+    let main = render_m2ee_main(&engine(), &context).expect("m2ee.yaml renders");
+    insta::assert_snapshot!("example_m2ee_main", main);
+}
+
+#[test]
+fn snapshot_example_iis_web_config() {
+    let (_, context, _) = example_artifacts();
+    let web_config = engine().render("iis/web.config.tera", &context).expect("web.config renders");
+    insta::assert_snapshot!("example_iis_web_config", web_config);
+}
+
+#[test]
+fn password_only_in_m2ee_include() {
+    let (_, _, artifacts) = example_artifacts();
+    for artifact in &artifacts {
+        let holds_password = artifact.contents.contains(TEST_PASSWORD);
+        assert_eq!(holds_password, artifact.kind == ArtifactKind::M2eeInclude, "{}", artifact.path);
+        assert_eq!(artifact.secret, holds_password, "{}: secret flag", artifact.path);
+    }
+}
+
+/// Writes a self-signed certificate and key for the app's server name where
+/// its TLS paths point beneath `prefix`.
+fn write_test_certificate(prefix: &Path, app: &AppSpec) {
+    let certificate = prefix.join(app.tls_certificate.relative());
+    let key = prefix.join(app.tls_key.relative());
+    for file in [&certificate, &key] {
+        std::fs::create_dir_all(file.parent().expect("a TLS path has a folder")).expect("create the TLS folder");
+    }
+    let output = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
+        .arg(format!("/CN={}", app.server_name))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{}", app.server_name))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&certificate)
+        .output()
+        .expect("run openssl");
+    assert!(output.status.success(), "openssl failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+fn assert_nginx_accepts(app: &AppSpec, context: &RenderContext) {
+    let folder = tempfile::tempdir().expect("create a temporary folder");
+    write_test_certificate(folder.path(), app);
+    let prefix = folder.path().display().to_string();
+    let site = engine().render("nginx/site.conf.tera", &context.beneath(&prefix)).expect("the site renders");
+    match check_nginx_site(&site, true) {
+        Ok(outcome) => assert_eq!(outcome, CheckOutcome::Passed("nginx -t".into())),
+        Err(error) => panic!("nginx -t rejected the site:\n{error}\n{site}"),
+    }
+}
+
+fn assert_nft_accepts(rules: &str) {
+    match check_nft_rules(rules, false) {
+        Ok(outcome) => assert_eq!(outcome, CheckOutcome::Passed("nft -c".into()), "expected nft -c to run as root"),
+        Err(error) => panic!("nft -c rejected the rules:\n{error}\n{rules}"),
+    }
+}
+
+#[test]
+fn example_site_passes_nginx() {
+    let (app, context, _) = example_artifacts();
+    assert_nginx_accepts(&app, &context);
+}
+
+#[test]
+fn maximal_site_passes_nginx() {
+    let app = app_from_text(MAXIMAL_APP);
+    let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION));
+    assert_nginx_accepts(&app, &context);
+}
+
+#[test]
+fn example_rules_pass_nft() {
+    let (_, _, artifacts) = example_artifacts();
+    assert_nft_accepts(&artifact(&artifacts, ArtifactKind::NftRules).contents);
+}
+
+#[test]
+fn maximal_rules_pass_nft() {
+    let app = app_from_text(MAXIMAL_APP);
+    let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION));
+    let artifacts = render_app(&engine(), &app, &context, &password()).expect("the maximal app renders");
+    let rules = &artifact(&artifacts, ArtifactKind::NftRules).contents;
+    assert!(rules.contains("ip saddr 192.0.2.0/24 tcp dport 8000 accept"), "{rules}");
+    assert!(rules.contains("ip6 saddr 2001:db8:1::/64 tcp dport 8000 accept"), "{rules}");
+    assert_nft_accepts(rules);
+}
+
+#[test]
+fn web_config_sets_https_variables() {
+    let app = app_from_text(&MAXIMAL_APP.replace("kind: nginx", "kind: iis"));
+    let context = RenderContext::new(&app, None);
+    let artifacts = render_app(&engine(), &app, &context, &password()).expect("the IIS app renders");
+    let web_config = artifact(&artifacts, ArtifactKind::IisWebConfig);
+    assert_eq!(web_config.path.as_str(), "/etc/mxharden/iis/sales-eu/web.config");
+
+    let document = roxmltree::Document::parse(&web_config.contents)
+        .unwrap_or_else(|error| panic!("web.config is not XML: {error}\n{}", web_config.contents));
+    let allowed: BTreeSet<&str> = document
+        .descendants()
+        .filter(|node| node.has_tag_name("allowedServerVariables"))
+        .flat_map(|node| node.children().filter(|child| child.has_tag_name("add")))
+        .filter_map(|add| add.attribute("name"))
+        .collect();
+    let rewrite = document
+        .descendants()
+        .find(|node| node.has_tag_name("rule") && node.descendants().any(|child| child.has_tag_name("action") && child.attribute("type") == Some("Rewrite")))
+        .expect("a rule with a Rewrite action");
+    let set: BTreeMap<&str, &str> = rewrite
+        .descendants()
+        .filter(|node| node.has_tag_name("set"))
+        .filter_map(|node| Some((node.attribute("name")?, node.attribute("value")?)))
+        .collect();
+
+    for variable in ["HTTP_X_FORWARDED_SCHEME", "HTTP_X_FORWARDED_PROTO"] {
+        assert_eq!(set.get(variable), Some(&"https"), "{variable} in the rewrite rule");
+        assert!(allowed.contains(variable), "{variable} is not in allowedServerVariables");
+    }
+    let action = rewrite
+        .descendants()
+        .find(|node| node.has_tag_name("action"))
+        .and_then(|node| node.attribute("url"));
+    assert_eq!(action, Some("http://192.0.2.10:8000/{R:1}"));
+}
