@@ -17,6 +17,8 @@ pub struct AppOutcome {
     pub plan: AppPlan,
     /// Notes from the run.
     pub notes: Vec<String>,
+    /// What verification found after the run; empty for a dry run.
+    pub verified: Vec<mxharden_verify::Finding>,
 }
 
 /// The whole run.
@@ -30,6 +32,22 @@ impl Report {
     /// Starts an empty report.
     pub fn new(dry_run: bool) -> Report {
         Report { dry_run, apps: Vec::new() }
+    }
+
+    /// Returns the failed verification checks, if any, as one line.
+    pub fn failed_verification(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .apps
+            .iter()
+            .flat_map(|outcome| {
+                outcome
+                    .verified
+                    .iter()
+                    .filter(|f| !f.passed)
+                    .map(move |f| format!("app {}: {}: {}", outcome.plan.app.name, f.check, f.detail))
+            })
+            .collect();
+        (!failed.is_empty()).then(|| failed.join("; "))
     }
 
     /// Tells whether anything changed (or would change).
@@ -82,6 +100,10 @@ impl Report {
             for note in &outcome.notes {
                 out.push_str(&format!("  note: {note}\n"));
             }
+            for finding in &outcome.verified {
+                let mark = if finding.passed { "ok" } else { "FAILED" };
+                out.push_str(&format!("  verify {mark}: {}: {}\n", finding.check, finding.detail));
+            }
         }
         out.push_str(&self.summary());
         out.push('\n');
@@ -104,6 +126,7 @@ impl Report {
                     "checks": plan.checks,
                     "warnings": plan.warnings,
                     "notes": outcome.notes,
+                    "verified": outcome.verified,
                     "resources": plan.steps.iter().filter(|s| s.changes()).map(resource_json).collect::<Vec<_>>(),
                 })
             })

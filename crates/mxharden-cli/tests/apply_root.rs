@@ -848,3 +848,27 @@ fn nginx_app_has_no_iis_folder() {
     sandbox.apply_ok(&[]);
     assert!(!sandbox.path("etc/mxharden/iis").exists(), "an nginx app got an IIS folder");
 }
+
+#[test]
+fn apply_reports_verification() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.apply_ok(&[]);
+    for check in ["converged", "m2ee.admin_pass", "mxruntime.DTAPMode", "m2ee.admin_listen_addresses"] {
+        assert!(run.stdout.contains(&format!("verify ok: {check}:")), "{check} not verified:\n{run}");
+    }
+}
+
+#[test]
+fn later_include_override_fails_verification() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.path("srv/mendix/sales/.m2ee")).unwrap();
+    sandbox.write(
+        MAIN_FILE,
+        "include:\n  - /srv/mendix/sales/.m2ee/mxharden.yaml\n  - /srv/mendix/sales/.m2ee/local.yaml\n",
+    );
+    sandbox.write("srv/mendix/sales/.m2ee/local.yaml", "mxruntime:\n  DTAPMode: D\n");
+    let run = sandbox.apply(&[]);
+    assert_eq!(run.code, Some(1), "a later include that sets development mode must fail:\n{run}");
+    assert!(run.stderr.contains("verification failed"), "{run}");
+    assert!(run.stderr.contains("mxruntime.DTAPMode"), "{run}");
+}

@@ -39,14 +39,19 @@ pub fn run(options: &GlobalOptions, args: &ApplyArgs) -> anyhow::Result<ExitCode
 
     let mut report = Report::new(args.dry_run);
     for mut plan in plans {
-        let notes = if args.dry_run {
-            Vec::new()
+        let (notes, verified) = if args.dry_run {
+            (Vec::new(), Vec::new())
         } else {
-            mxharden_apply::apply_plan(&host, &mut plan)?.notes
+            let notes = mxharden_apply::apply_plan(&host, &mut plan)?.notes;
+            let verified = mxharden_verify::verify_app(&host, &plan.app, &plan_options)?;
+            (notes, verified)
         };
-        report.apps.push(AppOutcome { plan, notes });
+        report.apps.push(AppOutcome { plan, notes, verified });
     }
     report.print(options.format);
+    if let Some(failed) = report.failed_verification() {
+        anyhow::bail!("the apply finished but verification failed: {failed}");
+    }
 
     let changed = report.changed();
     Ok(if args.detailed_exitcode && changed { ExitCode::from(2) } else { ExitCode::SUCCESS })
