@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use mxharden_plan::AppPlan;
+use mxharden_plan::checks::CheckOutcome;
 use mxharden_plan::diff::file_diff;
 use mxharden_plan::steps::{Activation, Step};
 use serde_json::{Value, json};
@@ -92,6 +93,12 @@ impl Report {
                     if let Some(diff) = file_diff(file) {
                         out.push_str(&diff);
                     }
+                }
+            }
+            for check in &plan.checks {
+                match check {
+                    CheckOutcome::Passed(tool) => out.push_str(&format!("  check passed: {tool}\n")),
+                    CheckOutcome::Skipped(why) => out.push_str(&format!("  check skipped: {why}\n")),
                 }
             }
             for warning in &plan.warnings {

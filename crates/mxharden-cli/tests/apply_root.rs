@@ -872,3 +872,30 @@ fn later_include_override_fails_verification() {
     assert!(run.stderr.contains("verification failed"), "{run}");
     assert!(run.stderr.contains("mxruntime.DTAPMode"), "{run}");
 }
+
+/// Unused uid and gid for running the binary as an ordinary user.
+const NOBODY: &str = "65534";
+
+#[test]
+fn dry_run_works_without_root() {
+    let sandbox = Sandbox::new();
+    let status = Command::new("chown").arg("-R").arg(format!("{NOBODY}:{NOBODY}")).arg(sandbox.folder.path()).status().unwrap();
+    assert!(status.success());
+    std::fs::set_permissions(sandbox.folder.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = sandbox.snapshot();
+    let binary = assert_cmd::cargo::cargo_bin!("mxharden");
+    let output = Command::new("setpriv")
+        .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups", "--"])
+        .arg(binary)
+        .args(["apply", "--dry-run", "--root"])
+        .arg(sandbox.root())
+        .arg(sandbox.spec("app.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "dry run as an ordinary user failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("+ user mx-sales"), "{stdout}");
+    assert!(stdout.contains("check skipped: nginx -t needs root"), "{stdout}");
+    assert_same_tree(&before, &sandbox.snapshot(), "dry run as an ordinary user");
+}

@@ -56,6 +56,11 @@ pub fn check_nginx_site(site: &str, required: bool) -> Result<CheckOutcome, Plan
         }
         return Ok(CheckOutcome::Skipped("nginx is not installed".into()));
     };
+    if !is_root() {
+        // nginx -t binds the listen ports and reads the private key, which
+        // only root may do.
+        return Ok(CheckOutcome::Skipped("nginx -t needs root".into()));
+    }
     let folder = tempfile::Builder::new().prefix("mxharden-nginx-check").tempdir().map_err(|source| PlanError::Io {
         path: std::env::temp_dir(),
         source,
