@@ -12,7 +12,7 @@ pub enum ApplyError {
     Command {
         /// The command, as its program and arguments.
         command: String,
-        /// What it printed, or how it ended.
+        /// Its error output, or how it ended.
         output: String,
     },
     /// A step failed after earlier steps had changed the host.

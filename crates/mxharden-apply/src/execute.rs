@@ -7,7 +7,7 @@ use mxharden_plan::steps::FileStep;
 use crate::commands::{nginx_running, run, systemd_running};
 use crate::error::ApplyError;
 
-/// What a file looked like before this run replaced it.
+/// The state of a file before this run replaced it.
 struct Backup {
     path: String,
     before: Option<(String, u32, u32, u32)>,
@@ -120,7 +120,10 @@ fn look_up_ids(host: &Host, user: &str) -> Result<AppIds, ApplyError> {
 fn write_file(host: &Host, file: &FileStep, uid: u32, gid: u32, backups: &mut Vec<Backup>) -> Result<(), ApplyError> {
     let path = file.path.as_str();
     if !file.content_changes {
-        host.root.set_meta(path, uid, gid, file.mode)?;
+        // Only the owner or mode is wrong. Writing the same contents to a new file, instead
+        // of chowning the existing one, leaves alone whatever else a hard link planted here
+        // names: the app user can plant one in the folders it owns.
+        write_atomic(&host.root, path, file.after.as_bytes(), WriteOptions { uid, gid, mode: file.mode })?;
         return Ok(());
     }
     let before = match (&file.before, host.root.meta(path)?) {

@@ -1,4 +1,4 @@
-//! What `apply` prints: plan lines and diffs for people, one JSON document
+//! The report of `apply`: plan lines and diffs for people, one JSON document
 //! for tools. Secrets never reach either: diffs of files that hold one are
 //! replaced by a notice before printing.
 
@@ -18,7 +18,7 @@ pub struct AppOutcome {
     pub plan: AppPlan,
     /// Notes from the run.
     pub notes: Vec<String>,
-    /// What verification found after the run; empty for a dry run.
+    /// Verification findings after the run; empty for a dry run.
     pub verified: Vec<mxharden_verify::Finding>,
 }
 

@@ -7,7 +7,7 @@ use rustix::fs::{FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::FsError;
-use crate::root::RootDir;
+use crate::root::{EntryKind, RootDir};
 
 /// Width of the holder record written at the start of the lock file.
 const HOLDER_RECORD: usize = 96;
@@ -28,6 +28,17 @@ impl RunLock {
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&parent, name, flags, Mode::from_raw_mode(0o600))
             .map_err(|e| FsError::io(&host_path, "open lock file", e))?;
+        // The holder record is written into the file, so it must be this lock file alone and
+        // not a hard link to some other file.
+        let stat = rustix::fs::fstat(&fd).map_err(|e| FsError::io(&host_path, "stat lock file", e))?;
+        let kind = EntryKind::of(&stat);
+        if kind != EntryKind::File || stat.st_nlink != 1 {
+            return Err(FsError::WrongType {
+                path: host_path,
+                expected: "a regular file with one link",
+                found: if kind == EntryKind::File { "a file with several hard links" } else { kind.describe() },
+            });
+        }
         let started = Instant::now();
         loop {
             match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {

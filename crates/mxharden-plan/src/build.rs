@@ -42,7 +42,7 @@ pub struct AppPlan {
     pub runtime: RuntimeFinding,
     /// The account's ids, when it exists.
     pub ids: Option<AppIds>,
-    /// Where the admin password came from.
+    /// Origin of the admin password.
     pub password_origin: PasswordOrigin,
     /// Checks the generated files passed or skipped.
     pub checks: Vec<CheckOutcome>,

@@ -11,7 +11,7 @@ use crate::error::PlanError;
 pub enum CheckOutcome {
     /// The tool accepted the file.
     Passed(String),
-    /// The check could not run here; the string says why.
+    /// The check could not run here; the string gives the reason.
     Skipped(String),
 }
 

@@ -4,7 +4,7 @@ use similar::TextDiff;
 
 use crate::steps::{FileKind, FileStep};
 
-/// The text shown in place of a diff of a file that holds a secret.
+/// The text shown in place of a diff of a file that contains a secret.
 pub const HIDDEN: &str = "(contents hidden: holds a secret)";
 
 /// Returns the unified diff of `step`, or `None` when its contents do not change.

@@ -28,7 +28,7 @@ pub enum PlanError {
     CheckFailed {
         /// The checker, e.g. `nginx -t`.
         tool: String,
-        /// What was checked.
+        /// The checked file.
         what: String,
         /// The checker's output.
         output: String,
@@ -38,7 +38,7 @@ pub enum PlanError {
     MissingTool {
         /// The program.
         program: String,
-        /// What to do.
+        /// The next step for the operator.
         hint: String,
     },
 }

@@ -39,7 +39,7 @@ pub fn read_admin_pass(origin: &str, text: &str) -> Result<Option<AdminPassword>
     })
 }
 
-/// What `m2ee.yaml` needs so that m2ee-tools loads mxharden's file.
+/// The change `m2ee.yaml` needs so that m2ee-tools loads mxharden's file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MainFileUpdate {
     /// It lists the include file already.

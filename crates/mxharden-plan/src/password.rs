@@ -19,7 +19,7 @@ pub const GENERATED_LENGTH: usize = 48;
 /// Shortest existing password that mxharden keeps instead of replacing.
 pub const MIN_KEPT_LENGTH: usize = 32;
 
-/// Where this run's password came from.
+/// Origin of this run's password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PasswordOrigin {

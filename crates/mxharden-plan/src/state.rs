@@ -8,7 +8,7 @@ use crate::host::Host;
 /// Largest state file read, in bytes.
 const STATE_LIMIT: u64 = 64 * 1024;
 
-/// What mxharden remembers about an app between runs. It holds no timestamp,
+/// mxharden's record of an app between runs. It has no timestamp,
 /// so an unchanged app gives a byte-identical record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

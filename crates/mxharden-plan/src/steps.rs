@@ -4,7 +4,7 @@ use mxharden_fs::Skipped;
 use mxharden_render::ArtifactKind;
 use mxharden_spec::values::AbsPath;
 
-/// Who owns an entry, resolved to ids only when the step runs, because the
+/// Owner of an entry, resolved to ids only when the step runs, because the
 /// app's account may not exist before the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -15,7 +15,7 @@ pub enum OwnerSpec {
     App,
 }
 
-/// What a written file is.
+/// Purpose of a written file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FileKind {
@@ -96,7 +96,7 @@ impl From<&Skipped> for SkippedEntry {
 pub struct FileStep {
     /// The file.
     pub path: AbsPath,
-    /// What it is.
+    /// Its purpose.
     pub kind: FileKind,
     /// Current contents; `None` when the file is missing.
     #[serde(skip)]

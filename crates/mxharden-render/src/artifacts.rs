@@ -7,7 +7,7 @@ use crate::context::{AdminPassword, RenderContext};
 use crate::engine::{Engine, RenderError};
 use crate::layout;
 
-/// Who owns a generated file.
+/// Owner of a generated file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Owner {
@@ -36,9 +36,9 @@ pub enum ArtifactKind {
 /// One generated file.
 #[derive(Clone)]
 pub struct Artifact {
-    /// Where it goes.
+    /// Its path on the host.
     pub path: AbsPath,
-    /// What it is.
+    /// Its purpose.
     pub kind: ArtifactKind,
     /// File contents.
     pub contents: String,

@@ -1,4 +1,4 @@
-//! Where each generated file and managed folder lives on the host.
+//! Host paths of each generated file and managed folder.
 
 use mxharden_spec::AppSpec;
 use mxharden_spec::values::AbsPath;

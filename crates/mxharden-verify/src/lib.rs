@@ -25,7 +25,7 @@ pub struct Finding {
     pub check: String,
     /// Whether the host has it.
     pub passed: bool,
-    /// What was found; never a secret.
+    /// The value found; never a secret.
     pub detail: String,
 }
 
