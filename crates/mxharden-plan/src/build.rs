@@ -413,6 +413,7 @@ fn plan_m2ee_main(
 
 fn check_artifacts(host: &Host, engine: &Engine, context: &RenderContext, artifacts: &[Artifact]) -> Result<Vec<CheckOutcome>, PlanError> {
     let mut outcomes = Vec::new();
+    let http = artifacts.iter().find(|a| a.kind == ArtifactKind::NginxHttp).map(|a| a.contents.as_str());
     for artifact in artifacts {
         match artifact.kind {
             ArtifactKind::NginxSite => {
@@ -421,7 +422,8 @@ fn check_artifacts(host: &Host, engine: &Engine, context: &RenderContext, artifa
                 } else {
                     mxharden_render::render_nginx_check_copy(engine, context, &host.path_prefix())?
                 };
-                outcomes.push(check_nginx_site(&site, host.live)?);
+                let files: Vec<&str> = http.into_iter().chain([site.as_str()]).collect();
+                outcomes.push(check_nginx_site(&files, host.live)?);
             }
             ArtifactKind::NftRules => outcomes.push(check_nft_rules(&artifact.contents, host.live)?),
             _ => {}
@@ -443,7 +445,7 @@ fn plan_activations(host: &Host, app: &AppSpec, steps: &mut Vec<Step>) {
     // TODO: a failure after nginx reloaded leaves it on the new site while
     // the file is rolled back; reload it again during rollback.
     let mut activations = Vec::new();
-    if changed(ArtifactKind::NginxSite) {
+    if changed(ArtifactKind::NginxSite) || changed(ArtifactKind::NginxHttp) {
         activations.push(Activation::ReloadNginx);
     }
     if changed(ArtifactKind::NftRules) {

@@ -44,9 +44,10 @@ fn run(tool: &str, what: &str, command: &mut Command) -> Result<(), PlanError> {
     })
 }
 
-/// Runs `nginx -t` on `site` alone, inside a minimal main configuration in
-/// a private temporary folder. `required` makes a missing nginx an error.
-pub fn check_nginx_site(site: &str, required: bool) -> Result<CheckOutcome, PlanError> {
+/// Runs `nginx -t` on `files`, included in this order into the `http` block
+/// of a minimal main configuration in a private temporary folder.
+/// `required` makes a missing nginx an error.
+pub fn check_nginx_site(files: &[&str], required: bool) -> Result<CheckOutcome, PlanError> {
     let Some(nginx) = find_program("nginx") else {
         if required {
             return Err(PlanError::MissingTool {
@@ -61,12 +62,15 @@ pub fn check_nginx_site(site: &str, required: bool) -> Result<CheckOutcome, Plan
         source,
     })?;
     let dir = folder.path();
-    let site_path = dir.join("site.conf");
-    write_private(&site_path, site)?;
+    let mut includes = String::new();
+    for (index, contents) in files.iter().enumerate() {
+        let path = dir.join(format!("{index:02}.conf"));
+        write_private(&path, contents)?;
+        includes.push_str(&format!("    include {};\n", path.display()));
+    }
     let main = format!(
-        "pid {dir}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n    access_log off;\n    client_body_temp_path {dir}/client;\n    proxy_temp_path {dir}/proxy;\n    fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n    scgi_temp_path {dir}/scgi;\n    include {site};\n}}\n",
+        "pid {dir}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n    access_log off;\n    client_body_temp_path {dir}/client;\n    proxy_temp_path {dir}/proxy;\n    fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n    scgi_temp_path {dir}/scgi;\n{includes}}}\n",
         dir = dir.display(),
-        site = site_path.display()
     );
     let main_path = dir.join("nginx.conf");
     write_private(&main_path, &main)?;

@@ -23,6 +23,8 @@ pub enum Owner {
 pub enum ArtifactKind {
     /// nginx site.
     NginxSite,
+    /// The http-level nginx file that every app shares.
+    NginxHttp,
     /// IIS `web.config`.
     IisWebConfig,
     /// nftables rules.
@@ -88,7 +90,10 @@ pub fn render_app(
     };
 
     match app.proxy_kind {
-        ProxyKind::Nginx => add(layout::nginx_site(app), ArtifactKind::NginxSite, "nginx/site.conf.tera", Owner::Root, 0o644, false)?,
+        ProxyKind::Nginx => {
+            add(layout::nginx_http(), ArtifactKind::NginxHttp, "nginx/http.conf.tera", Owner::Root, 0o644, false)?;
+            add(layout::nginx_site(app), ArtifactKind::NginxSite, "nginx/site.conf.tera", Owner::Root, 0o644, false)?;
+        }
         ProxyKind::Iis => add(layout::iis_web_config(app), ArtifactKind::IisWebConfig, "iis/web.config.tera", Owner::Root, 0o644, false)?,
     }
     if app.firewall == FirewallBackend::Nftables {

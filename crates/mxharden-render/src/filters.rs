@@ -25,6 +25,19 @@ pub fn nginx(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nginx directive")
 }
 
+/// A double-quoted nginx string. `$` would start a variable and `\\` an
+/// escape inside it, so both are rejected along with `"` and control
+/// characters.
+pub fn nginx_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    let bad = |c: char| !(c.is_ascii_graphic() || c == ' ') || "\"\\$".contains(c);
+    if value.is_empty() || value.chars().any(bad) {
+        return Err(Error::message(format!(
+            "value {value:?} cannot be written into an nginx string"
+        )));
+    }
+    Ok(format!("\"{value}\""))
+}
+
 /// A bare nft word (table names, addresses, prefixes).
 pub fn nft(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nft rule")
@@ -71,4 +84,4 @@ pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
 }
 
 /// Names of the output filters, for the template lint test.
-pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nft", "systemd", "yaml", "xml", "num"];
+pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nginx_str", "nft", "systemd", "yaml", "xml", "num"];
