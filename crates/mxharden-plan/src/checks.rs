@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::error::PlanError;
+use crate::host::Host;
+use mxharden_render::layout;
 
 /// The outcome of a tool check.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -80,6 +82,36 @@ pub fn check_nginx_site(files: &[&str], required: bool) -> Result<CheckOutcome, 
     Ok(CheckOutcome::Passed("nginx -t".into()))
 }
 
+/// Returns the `ssl_ecdh_curve` list for the OpenSSL that nginx runs with.
+/// nginx -t fails on a group that OpenSSL lacks, and the hybrid
+/// X25519MLKEM768 group exists from OpenSSL 3.5 on, so the version that
+/// `nginx -V` reports decides. Without nginx the classic list is used.
+pub fn nginx_ecdh_groups() -> &'static str {
+    let Some(nginx) = find_program("nginx") else {
+        return mxharden_render::context::CLASSIC_GROUPS;
+    };
+    let Ok(output) = Command::new(nginx).arg("-V").output() else {
+        return mxharden_render::context::CLASSIC_GROUPS;
+    };
+    // nginx -V prints to stderr.
+    let text = String::from_utf8_lossy(&output.stderr);
+    match openssl_version(&text) {
+        Some((major, minor)) if (major, minor) >= (3, 5) => mxharden_render::context::HYBRID_GROUPS,
+        _ => mxharden_render::context::CLASSIC_GROUPS,
+    }
+}
+
+/// Reads the OpenSSL version from `nginx -V` output: the "running with"
+/// version when nginx reports one, else the "built with" version.
+fn openssl_version(text: &str) -> Option<(u32, u32)> {
+    let after = |marker: &str| text.split_once(marker).map(|(_, rest)| rest.to_owned());
+    let rest = after("running with OpenSSL ").or_else(|| after("built with OpenSSL "))?;
+    let mut numbers = rest.split(|c: char| !c.is_ascii_digit()).filter(|part| !part.is_empty());
+    let major = numbers.next()?.parse().ok()?;
+    let minor = numbers.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// Runs `nft -c -f` on `rules`. On a `--root` tree the check runs in a new,
 /// empty network namespace, so it never reads the host's rules.
 pub fn check_nft_rules(rules: &str, live: bool) -> Result<CheckOutcome, PlanError> {
@@ -114,6 +146,55 @@ pub fn check_nft_rules(rules: &str, live: bool) -> Result<CheckOutcome, PlanErro
     command.arg("-c").arg("-f").arg(&rules_path);
     run("nft -c", "nftables rules", &mut command)?;
     Ok(CheckOutcome::Passed("nft -c".into()))
+}
+
+/// Fails when a site that mxharden does not manage claims `default_server`,
+/// which collides with the catch-all servers of the shared http file. The
+/// stock Debian site `sites-enabled/default` does.
+pub fn check_foreign_default_servers(host: &Host) -> Result<(), PlanError> {
+    for folder in ["/etc/nginx/sites-enabled", "/etc/nginx/conf.d"] {
+        let Ok(entries) = std::fs::read_dir(host.host_path(folder)) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        for name in names {
+            if name.starts_with("mxharden-") || name.contains('/') {
+                continue;
+            }
+            let path = format!("{folder}/{name}");
+            // Sites are usually links into sites-available; read them as nginx does.
+            // NOTE: on a --root tree an absolute link resolves on the real host.
+            let Ok(text) = std::fs::read_to_string(host.host_path(&path)) else {
+                continue;
+            };
+            let claims_default = text
+                .lines()
+                .map(|line| line.split('#').next().unwrap_or_default())
+                .any(|line| line.trim_start().starts_with("listen") && line.contains("default_server"));
+            if claims_default {
+                return Err(PlanError::Conflict(format!(
+                    "{} declares a default_server, which conflicts with the catch-all servers in {}; remove that site (Debian: rm /etc/nginx/sites-enabled/default) or its default_server flag",
+                    host.host_path(&path).display(),
+                    layout::NGINX_HTTP_FILE
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openssl_version_prefers_running() {
+        let debian = "nginx version: nginx/1.22.1\nbuilt with OpenSSL 3.0.22 25 Aug 2026 (running with OpenSSL 3.0.19 27 Jan 2026)\n";
+        assert_eq!(openssl_version(debian), Some((3, 0)));
+        assert_eq!(openssl_version("built with OpenSSL 3.5.1 1 Jul 2025\n"), Some((3, 5)));
+        assert_eq!(openssl_version("built with LibreSSL 3.8.2\n"), None);
+    }
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), PlanError> {
