@@ -154,3 +154,42 @@ fn stock_default_site_conflicts() {
     let error = check_foreign_default_servers(&host).unwrap_err().to_string();
     assert!(error.contains("sites-enabled/default declares a default_server"), "{error}");
 }
+
+#[test]
+fn ocsp_responder_is_found() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = pki(work.path(), "a", "sales.example.com");
+    let folder = pki.leaf_cert.parent().unwrap();
+    let extensions = folder.join("ocsp.ext");
+    fs::write(
+        &extensions,
+        "subjectAltName = DNS:sales.example.com\nauthorityInfoAccess = OCSP;URI:http://ocsp.example.test/\n",
+    )
+    .unwrap();
+    let leaf = folder.join("leaf-ocsp.pem");
+    let status = std::process::Command::new("openssl")
+        .args(["x509", "-req", "-days", "30", "-in"])
+        .arg(folder.join("leaf.csr"))
+        .arg("-CA")
+        .arg(&pki.ca_cert)
+        .arg("-CAkey")
+        .arg(&pki.ca_key)
+        .arg("-extfile")
+        .arg(&extensions)
+        .arg("-out")
+        .arg(&leaf)
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    let chain = folder.join("chain-ocsp.pem");
+    fs::write(&chain, [fs::read(&leaf).unwrap(), fs::read(&pki.ca_cert).unwrap()].concat()).unwrap();
+
+    let tree = Tree::new(&chain, &pki.leaf_key);
+    let findings = tree.check().expect("the certificate passes");
+    assert_eq!(findings.ocsp_responder.as_deref(), Some("http://ocsp.example.test/"));
+
+    let resolv = tree.host_file("/etc/resolv.conf");
+    fs::write(&resolv, "# local\nnameserver 192.0.2.53\nnameserver fd00::53\nsearch example.com\n").unwrap();
+    let host = Host::sandbox(tree.dir.path()).unwrap();
+    assert_eq!(mxharden_plan::certs::resolvers(&host).unwrap(), ["192.0.2.53", "[fd00::53]"]);
+}
