@@ -27,6 +27,8 @@ pub enum ArtifactKind {
     NginxHttp,
     /// IIS `web.config`.
     IisWebConfig,
+    /// PowerShell script with the IIS settings that `web.config` cannot hold.
+    IisScript,
     /// nftables rules.
     NftRules,
     /// systemd unit.
@@ -94,7 +96,10 @@ pub fn render_app(
             add(layout::nginx_http(), ArtifactKind::NginxHttp, "nginx/http.conf.tera", Owner::Root, 0o644, false)?;
             add(layout::nginx_site(app), ArtifactKind::NginxSite, "nginx/site.conf.tera", Owner::Root, 0o644, false)?;
         }
-        ProxyKind::Iis => add(layout::iis_web_config(app), ArtifactKind::IisWebConfig, "iis/web.config.tera", Owner::Root, 0o644, false)?,
+        ProxyKind::Iis => {
+            add(layout::iis_web_config(app), ArtifactKind::IisWebConfig, "iis/web.config.tera", Owner::Root, 0o644, false)?;
+            add(layout::iis_script(app), ArtifactKind::IisScript, "iis/configure-iis.ps1.tera", Owner::Root, 0o644, false)?;
+        }
     }
     if app.firewall == FirewallBackend::Nftables {
         add(layout::nft_rules(app), ArtifactKind::NftRules, "nftables/app.nft.tera", Owner::Root, 0o600, false)?;

@@ -124,6 +124,8 @@ pub struct ProxyView {
     pub headers: Vec<HeaderView>,
     /// Request body limit on `/file`, in MiB.
     pub max_upload_mb: u32,
+    /// The same limit in bytes, for IIS.
+    pub max_upload_bytes: u64,
     /// Serve `*-doc` paths.
     pub expose_docs: bool,
     /// Serve `/debugger/`.
@@ -275,6 +277,7 @@ impl RenderContext {
                     })
                     .collect(),
                 max_upload_mb: app.proxy.max_upload.get(),
+                max_upload_bytes: u64::from(app.proxy.max_upload.get()) * 1024 * 1024,
                 expose_docs: app.proxy.expose_docs,
                 expose_debugger: app.proxy.expose_debugger,
                 ocsp_resolvers: Vec::new(),

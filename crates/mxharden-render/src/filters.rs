@@ -38,6 +38,17 @@ pub fn nginx_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     Ok(format!("\"{value}\""))
 }
 
+/// A single-quoted PowerShell string. Checked values never hold a quote;
+/// one is rejected rather than doubled, like control characters.
+pub fn ps_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    if value.is_empty() || value.chars().any(|c| c.is_control() || "'\u{2018}\u{2019}\u{201a}\u{201b}".contains(c)) {
+        return Err(Error::message(format!(
+            "value {value:?} cannot be written into a PowerShell string"
+        )));
+    }
+    Ok(format!("'{value}'"))
+}
+
 /// A bare nft word (table names, addresses, prefixes).
 pub fn nft(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nft rule")
@@ -84,4 +95,4 @@ pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
 }
 
 /// Names of the output filters, for the template lint test.
-pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nginx_str", "nft", "systemd", "yaml", "xml", "num"];
+pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nginx_str", "ps_str", "nft", "systemd", "yaml", "xml", "num"];

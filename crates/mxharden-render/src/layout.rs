@@ -26,6 +26,11 @@ pub fn iis_web_config(app: &AppSpec) -> AbsPath {
     path(format!("/etc/mxharden/iis/{}/web.config", app.name))
 }
 
+/// PowerShell script with the `appcmd` steps for the IIS site.
+pub fn iis_script(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/mxharden/iis/{}/configure-iis.ps1", app.name))
+}
+
 /// nftables rules for the app's table.
 pub fn nft_rules(app: &AppSpec) -> AbsPath {
     path(format!("/etc/mxharden/nftables/{}.nft", app.name))
