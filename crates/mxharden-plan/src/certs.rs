@@ -22,7 +22,7 @@ const PEM_LIMIT: u64 = 1024 * 1024;
 /// The system's trusted roots on Debian, where a chain may end.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-/// What the certificate check found that does not stop the run.
+/// Findings of the certificate check that do not stop the run.
 #[derive(Debug, Default)]
 pub struct CertificateFindings {
     /// Warnings for the report.

@@ -64,6 +64,7 @@ pub fn check_nginx_site(files: &[&str], required: bool) -> Result<CheckOutcome, 
         source,
     })?;
     let dir = folder.path();
+
     let mut includes = String::new();
     for (index, contents) in files.iter().enumerate() {
         let path = dir.join(format!("{index:02}.conf"));

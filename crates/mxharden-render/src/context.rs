@@ -157,7 +157,7 @@ pub struct NginxHostView {
 }
 
 /// Key exchange groups of Mozilla's profiles, in order of preference, that
-/// every OpenSSL from 1.1.1 on knows.
+/// every OpenSSL from 1.1.1 on supports.
 pub const CLASSIC_GROUPS: &str = "X25519:prime256v1:secp384r1";
 
 /// The same list headed by the hybrid post-quantum group of Mozilla's

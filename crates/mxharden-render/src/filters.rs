@@ -25,9 +25,9 @@ pub fn nginx(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nginx directive")
 }
 
-/// A double-quoted nginx string. `$` would start a variable and `\\` an
-/// escape inside it, so both are rejected along with `"` and control
-/// characters.
+/// Writes a value as a double-quoted nginx string. `$` would start a
+/// variable and `\\` an escape inside it, so both are rejected along with
+/// `"` and control characters.
 pub fn nginx_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     let bad = |c: char| !(c.is_ascii_graphic() || c == ' ') || "\"\\$".contains(c);
     if value.is_empty() || value.chars().any(bad) {
@@ -38,8 +38,9 @@ pub fn nginx_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     Ok(format!("\"{value}\""))
 }
 
-/// A single-quoted PowerShell string. Checked values never hold a quote;
-/// one is rejected rather than doubled, like control characters.
+/// Writes a value as a single-quoted PowerShell string. Checked values
+/// contain no quote, so a quote is rejected rather than doubled, like a
+/// control character.
 pub fn ps_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     if value.is_empty() || value.chars().any(|c| c.is_control() || "'\u{2018}\u{2019}\u{201a}\u{201b}".contains(c)) {
         return Err(Error::message(format!(

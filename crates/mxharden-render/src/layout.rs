@@ -16,7 +16,7 @@ pub fn nginx_site(app: &AppSpec) -> AbsPath {
 /// shares. The `00` sorts it before the sites in Debian's `conf.d` include.
 pub const NGINX_HTTP_FILE: &str = "/etc/nginx/conf.d/mxharden-00-http.conf";
 
-/// The shared http-level nginx file, as a path.
+/// Returns the shared http-level nginx file as a path.
 pub fn nginx_http() -> AbsPath {
     path(NGINX_HTTP_FILE.to_owned())
 }

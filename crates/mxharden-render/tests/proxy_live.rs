@@ -239,7 +239,7 @@ fn proxy_serves_app_securely() {
         assert_eq!(entries[0].header_values("X-Forwarded-For"), [CLIENT_V4]);
     }
 
-    // Denied paths answer 404 with the full header set.
+    // Denied paths return 404 with the full header set.
     for path in ["/api-doc/", "/rest-doc/orders", "/debugger/"] {
         let response = live.get("https", path, &[]);
         assert_eq!(response.status, 404, "{path}");

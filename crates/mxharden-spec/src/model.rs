@@ -103,8 +103,8 @@ pub struct Proxy {
     /// `max-age` of two years.
     #[serde(default)]
     pub hsts: Hsts,
-    /// Who may show the app in a frame: `self` (default) or `none`. Sets
-    /// `X-Frame-Options`.
+    /// Pages allowed to show the app in a frame: `self` (default) or `none`.
+    /// Sets `X-Frame-Options`.
     #[serde(default)]
     pub frame_ancestors: FrameAncestors,
     /// The `Content-Security-Policy` header. Default: a baseline that the
@@ -133,14 +133,14 @@ pub struct Hsts {
     /// Adds `includeSubDomains`: every subdomain must then serve HTTPS too.
     #[serde(default)]
     pub include_subdomains: bool,
-    /// Adds `preload`, which asks browsers to ship the name in their HSTS
-    /// list. Needs `include_subdomains`.
+    /// Adds `preload`, the request that browsers ship the name in their
+    /// HSTS list. Needs `include_subdomains`.
     #[serde(default)]
     #[schemars(with = "Option<bool>")]
     pub preload: Option<Spanned<bool>>,
 }
 
-/// Which pages may embed the app in a frame.
+/// Pages that may embed the app in a frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FrameAncestors {

@@ -13,8 +13,8 @@ use crate::values::{AbsPath, AccountName, AppName, DnsName, HeaderName, HeaderVa
 
 /// The default `Content-Security-Policy`. The Mendix web client needs
 /// `'unsafe-inline'` and `'unsafe-eval'` unless the app's theme was changed
-/// for a strict policy (Mendix docs, "Content Security Policy"); everything
-/// else is limited to the app's own origin.
+/// for a strict policy, as Mendix's guide "Content Security Policy" shows.
+/// Everything else is limited to the app's own origin.
 pub const DEFAULT_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'";
 
 /// One app with every default filled in and every check passed.
@@ -72,7 +72,7 @@ pub struct ProxyOptions {
     pub hsts_include_subdomains: bool,
     /// Adds `preload` to Strict-Transport-Security.
     pub hsts_preload: bool,
-    /// Who may frame the app.
+    /// Pages allowed to frame the app.
     pub frame_ancestors: FrameAncestors,
     /// `Content-Security-Policy` value.
     pub content_security_policy: HeaderValue,

@@ -17,9 +17,8 @@ pub const ALLOWED_HEADER_NAMES: &[&str] = &[
     "X-Permitted-Cross-Domain-Policies",
 ];
 
-/// Longest header value accepted, in bytes. nginx's default
-/// `large_client_header_buffers` on the client side is 8 KiB; a policy that
-/// long is a mistake.
+/// Maximum header value length, in bytes. Real policies are far shorter,
+/// so a longer value is taken for a mistake.
 const HEADER_VALUE_MAX: usize = 4096;
 
 checked_string!(
