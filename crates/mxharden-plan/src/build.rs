@@ -3,11 +3,12 @@
 use mxharden_fs::{EntryKind, Meta, TreePolicy};
 use mxharden_policy::RuntimePolicy;
 use mxharden_render::{Artifact, ArtifactKind, Engine, Owner, RenderContext, layout};
-use mxharden_spec::AppSpec;
+use mxharden_spec::{AppSpec, ProxyKind};
 use mxharden_spec::values::AbsPath;
 
 use crate::accounts::Account;
-use crate::checks::{CheckOutcome, check_nft_rules, check_nginx_site};
+use crate::certs;
+use crate::checks::{self, CheckOutcome, check_nft_rules, check_nginx_site};
 use crate::error::PlanError;
 use crate::host::Host;
 use crate::m2ee::{MainFileUpdate, main_file_sets_admin_pass, read_admin_pass, update_main_file};
@@ -102,7 +103,10 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
         ));
     }
 
-    let context = RenderContext::new(app, runtime.version.as_deref());
+    let mut context = RenderContext::new(app, runtime.version.as_deref());
+    if app.proxy_kind == ProxyKind::Nginx {
+        prepare_nginx(host, app, &mut context, &mut warnings)?;
+    }
     let artifacts = mxharden_render::render_app(options.engine, app, &context, &password)?;
     let checks = check_artifacts(host, options.engine, &context, &artifacts)?;
 
@@ -149,6 +153,26 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
         warnings,
         steps,
     })
+}
+
+/// Checks the certificate and key, and fills in what the nginx files need
+/// from the host: the key exchange groups and, for OCSP stapling, the
+/// name servers.
+fn prepare_nginx(host: &Host, app: &AppSpec, context: &mut RenderContext, warnings: &mut Vec<String>) -> Result<(), PlanError> {
+    let findings = certs::check_certificate(host, app, jiff::Timestamp::now())?;
+    warnings.extend(findings.warnings);
+    if let Some(responder) = findings.ocsp_responder {
+        let resolvers = certs::resolvers(host)?;
+        if resolvers.is_empty() {
+            warnings.push(format!(
+                "the certificate names the OCSP responder {responder}, but /etc/resolv.conf lists no name server, so OCSP stapling stays off"
+            ));
+        }
+        context.set_ocsp_resolvers(resolvers);
+    }
+    context.set_ecdh_curve(checks::nginx_ecdh_groups());
+    checks::check_foreign_default_servers(host)?;
+    Ok(())
 }
 
 /// Returns the account when it exists, after checking that it is safe to
@@ -415,6 +439,7 @@ fn plan_m2ee_main(
 
 fn check_artifacts(host: &Host, engine: &Engine, context: &RenderContext, artifacts: &[Artifact]) -> Result<Vec<CheckOutcome>, PlanError> {
     let mut outcomes = Vec::new();
+    let http = artifacts.iter().find(|a| a.kind == ArtifactKind::NginxHttp).map(|a| a.contents.as_str());
     for artifact in artifacts {
         match artifact.kind {
             ArtifactKind::NginxSite => {
@@ -423,7 +448,8 @@ fn check_artifacts(host: &Host, engine: &Engine, context: &RenderContext, artifa
                 } else {
                     mxharden_render::render_nginx_check_copy(engine, context, &host.path_prefix())?
                 };
-                outcomes.push(check_nginx_site(&site, host.live)?);
+                let files: Vec<&str> = http.into_iter().chain([site.as_str()]).collect();
+                outcomes.push(check_nginx_site(&files, host.live)?);
             }
             ArtifactKind::NftRules => outcomes.push(check_nft_rules(&artifact.contents, host.live)?),
             _ => {}
@@ -445,7 +471,7 @@ fn plan_activations(host: &Host, app: &AppSpec, steps: &mut Vec<Step>) {
     // TODO: a failure after nginx reloaded leaves it on the new site while
     // the file is rolled back; reload it again during rollback.
     let mut activations = Vec::new();
-    if changed(ArtifactKind::NginxSite) {
+    if changed(ArtifactKind::NginxSite) || changed(ArtifactKind::NginxHttp) {
         activations.push(Activation::ReloadNginx);
     }
     if changed(ArtifactKind::NftRules) {

@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::error::PlanError;
+use crate::host::Host;
+use mxharden_render::layout;
 
 /// The outcome of a tool check.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -44,9 +46,10 @@ fn run(tool: &str, what: &str, command: &mut Command) -> Result<(), PlanError> {
     })
 }
 
-/// Runs `nginx -t` on `site` alone, inside a minimal main configuration in
-/// a private temporary folder. `required` makes a missing nginx an error.
-pub fn check_nginx_site(site: &str, required: bool) -> Result<CheckOutcome, PlanError> {
+/// Runs `nginx -t` on `files`, included in this order into the `http` block
+/// of a minimal main configuration in a private temporary folder.
+/// `required` makes a missing nginx an error.
+pub fn check_nginx_site(files: &[&str], required: bool) -> Result<CheckOutcome, PlanError> {
     let Some(nginx) = find_program("nginx") else {
         if required {
             return Err(PlanError::MissingTool {
@@ -66,12 +69,16 @@ pub fn check_nginx_site(site: &str, required: bool) -> Result<CheckOutcome, Plan
         source,
     })?;
     let dir = folder.path();
-    let site_path = dir.join("site.conf");
-    write_private(&site_path, site)?;
+
+    let mut includes = String::new();
+    for (index, contents) in files.iter().enumerate() {
+        let path = dir.join(format!("{index:02}.conf"));
+        write_private(&path, contents)?;
+        includes.push_str(&format!("    include {};\n", path.display()));
+    }
     let main = format!(
-        "pid {dir}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n    access_log off;\n    client_body_temp_path {dir}/client;\n    proxy_temp_path {dir}/proxy;\n    fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n    scgi_temp_path {dir}/scgi;\n    include {site};\n}}\n",
+        "pid {dir}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n    access_log off;\n    client_body_temp_path {dir}/client;\n    proxy_temp_path {dir}/proxy;\n    fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n    scgi_temp_path {dir}/scgi;\n{includes}}}\n",
         dir = dir.display(),
-        site = site_path.display()
     );
     let main_path = dir.join("nginx.conf");
     write_private(&main_path, &main)?;
@@ -79,6 +86,36 @@ pub fn check_nginx_site(site: &str, required: bool) -> Result<CheckOutcome, Plan
     command.arg("-t").arg("-q").arg("-p").arg(dir).arg("-c").arg(&main_path).arg("-e").arg("stderr");
     run("nginx -t", "nginx site", &mut command)?;
     Ok(CheckOutcome::Passed("nginx -t".into()))
+}
+
+/// Returns the `ssl_ecdh_curve` list for the OpenSSL that nginx runs with.
+/// nginx -t fails on a group that OpenSSL lacks, and the hybrid
+/// X25519MLKEM768 group exists from OpenSSL 3.5 on, so the version that
+/// `nginx -V` reports decides. Without nginx the classic list is used.
+pub fn nginx_ecdh_groups() -> &'static str {
+    let Some(nginx) = find_program("nginx") else {
+        return mxharden_render::context::CLASSIC_GROUPS;
+    };
+    let Ok(output) = Command::new(nginx).arg("-V").output() else {
+        return mxharden_render::context::CLASSIC_GROUPS;
+    };
+    // nginx -V prints to stderr.
+    let text = String::from_utf8_lossy(&output.stderr);
+    match openssl_version(&text) {
+        Some((major, minor)) if (major, minor) >= (3, 5) => mxharden_render::context::HYBRID_GROUPS,
+        _ => mxharden_render::context::CLASSIC_GROUPS,
+    }
+}
+
+/// Reads the OpenSSL version from `nginx -V` output: the "running with"
+/// version when nginx reports one, else the "built with" version.
+fn openssl_version(text: &str) -> Option<(u32, u32)> {
+    let after = |marker: &str| text.split_once(marker).map(|(_, rest)| rest.to_owned());
+    let rest = after("running with OpenSSL ").or_else(|| after("built with OpenSSL "))?;
+    let mut numbers = rest.split(|c: char| !c.is_ascii_digit()).filter(|part| !part.is_empty());
+    let major = numbers.next()?.parse().ok()?;
+    let minor = numbers.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// Runs `nft -c -f` on `rules`. On a `--root` tree the check runs in a new,
@@ -115,6 +152,55 @@ pub fn check_nft_rules(rules: &str, live: bool) -> Result<CheckOutcome, PlanErro
     command.arg("-c").arg("-f").arg(&rules_path);
     run("nft -c", "nftables rules", &mut command)?;
     Ok(CheckOutcome::Passed("nft -c".into()))
+}
+
+/// Fails when a site that mxharden does not manage claims `default_server`,
+/// which collides with the catch-all servers of the shared http file. The
+/// stock Debian site `sites-enabled/default` does.
+pub fn check_foreign_default_servers(host: &Host) -> Result<(), PlanError> {
+    for folder in ["/etc/nginx/sites-enabled", "/etc/nginx/conf.d"] {
+        let Ok(entries) = std::fs::read_dir(host.host_path(folder)) else {
+            continue;
+        };
+        let mut names: Vec<String> = entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        for name in names {
+            if name.starts_with("mxharden-") || name.contains('/') {
+                continue;
+            }
+            let path = format!("{folder}/{name}");
+            // Sites are usually links into sites-available; read them as nginx does.
+            // NOTE: on a --root tree an absolute link resolves on the real host.
+            let Ok(text) = std::fs::read_to_string(host.host_path(&path)) else {
+                continue;
+            };
+            let claims_default = text
+                .lines()
+                .map(|line| line.split('#').next().unwrap_or_default())
+                .any(|line| line.trim_start().starts_with("listen") && line.contains("default_server"));
+            if claims_default {
+                return Err(PlanError::Conflict(format!(
+                    "{} declares a default_server, which conflicts with the catch-all servers in {}; remove that site (Debian: rm /etc/nginx/sites-enabled/default) or its default_server flag",
+                    host.host_path(&path).display(),
+                    layout::NGINX_HTTP_FILE
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openssl_version_prefers_running() {
+        let debian = "nginx version: nginx/1.22.1\nbuilt with OpenSSL 3.0.22 25 Aug 2026 (running with OpenSSL 3.0.19 27 Jan 2026)\n";
+        assert_eq!(openssl_version(debian), Some((3, 0)));
+        assert_eq!(openssl_version("built with OpenSSL 3.5.1 1 Jul 2025\n"), Some((3, 5)));
+        assert_eq!(openssl_version("built with LibreSSL 3.8.2\n"), None);
+    }
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), PlanError> {

@@ -33,6 +33,14 @@ pub enum PlanError {
         /// The checker's output.
         output: String,
     },
+    /// The TLS certificate or key cannot serve the app.
+    #[error("{path}: {message}")]
+    InvalidCertificate {
+        /// The certificate or key file, as the host sees it.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A required program is missing.
     #[error("{program} is not installed or not on PATH; {hint}")]
     MissingTool {

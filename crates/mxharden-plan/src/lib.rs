@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod build;
+pub mod certs;
 pub mod checks;
 pub mod diff;
 pub mod error;

@@ -23,8 +23,12 @@ pub enum Owner {
 pub enum ArtifactKind {
     /// nginx site.
     NginxSite,
+    /// The http-level nginx file that every app shares.
+    NginxHttp,
     /// IIS `web.config`.
     IisWebConfig,
+    /// PowerShell script with the IIS settings that `web.config` cannot hold.
+    IisScript,
     /// nftables rules.
     NftRules,
     /// systemd unit.
@@ -88,8 +92,14 @@ pub fn render_app(
     };
 
     match app.proxy_kind {
-        ProxyKind::Nginx => add(layout::nginx_site(app), ArtifactKind::NginxSite, "nginx/site.conf.tera", Owner::Root, 0o644, false)?,
-        ProxyKind::Iis => add(layout::iis_web_config(app), ArtifactKind::IisWebConfig, "iis/web.config.tera", Owner::Root, 0o644, false)?,
+        ProxyKind::Nginx => {
+            add(layout::nginx_http(), ArtifactKind::NginxHttp, "nginx/http.conf.tera", Owner::Root, 0o644, false)?;
+            add(layout::nginx_site(app), ArtifactKind::NginxSite, "nginx/site.conf.tera", Owner::Root, 0o644, false)?;
+        }
+        ProxyKind::Iis => {
+            add(layout::iis_web_config(app), ArtifactKind::IisWebConfig, "iis/web.config.tera", Owner::Root, 0o644, false)?;
+            add(layout::iis_script(app), ArtifactKind::IisScript, "iis/configure-iis.ps1.tera", Owner::Root, 0o644, false)?;
+        }
     }
     if app.firewall == FirewallBackend::Nftables {
         add(layout::nft_rules(app), ArtifactKind::NftRules, "nftables/app.nft.tera", Owner::Root, 0o600, false)?;

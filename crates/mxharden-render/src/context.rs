@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use mxharden_spec::AppSpec;
+use mxharden_spec::{AppSpec, FrameAncestors, TlsProfile};
 
 use crate::layout;
 
@@ -44,6 +44,8 @@ pub struct RenderContext {
     pub runtime: RuntimeView,
     /// Proxy settings.
     pub proxy: ProxyView,
+    /// Settings that nginx applies to every site on the host.
+    pub nginx: NginxHostView,
     /// Firewall settings.
     pub firewall: FirewallView,
     /// systemd settings.
@@ -110,7 +112,57 @@ pub struct ProxyView {
     pub certificate: String,
     /// TLS key path.
     pub key: String,
+    /// Adds `includeSubDomains` to Strict-Transport-Security.
+    pub hsts_include_subdomains: bool,
+    /// Adds `preload` to Strict-Transport-Security.
+    pub hsts_preload: bool,
+    /// `X-Frame-Options` value: `SAMEORIGIN` or `DENY`.
+    pub frame_options: String,
+    /// `Content-Security-Policy` value.
+    pub content_security_policy: String,
+    /// Further response headers, sorted by name.
+    pub headers: Vec<HeaderView>,
+    /// Request body limit on `/file`, in MiB.
+    pub max_upload_mb: u32,
+    /// The same limit in bytes, for IIS.
+    pub max_upload_bytes: u64,
+    /// Serve `*-doc` paths.
+    pub expose_docs: bool,
+    /// Serve `/debugger/`.
+    pub expose_debugger: bool,
+    /// DNS resolvers for OCSP stapling; empty when the certificate names no
+    /// OCSP responder, which turns stapling off.
+    pub ocsp_resolvers: Vec<String>,
 }
+
+/// One response header.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderView {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
+}
+
+/// Settings that nginx applies to every site on the host, so every app
+/// writes them identically.
+#[derive(Debug, Clone, Serialize)]
+pub struct NginxHostView {
+    /// Mozilla TLS profile, `intermediate` or `modern`.
+    pub tls_profile: String,
+    /// `ssl_ecdh_curve` value: the groups the host's OpenSSL offers.
+    pub ecdh_curve: String,
+    /// The shared file with the http-level directives.
+    pub http_file: String,
+}
+
+/// Key exchange groups of Mozilla's profiles, in order of preference, that
+/// every OpenSSL from 1.1.1 on supports.
+pub const CLASSIC_GROUPS: &str = "X25519:prime256v1:secp384r1";
+
+/// The same list headed by the hybrid post-quantum group of Mozilla's
+/// guidelines 6.0, which OpenSSL has from 3.5 on.
+pub const HYBRID_GROUPS: &str = "X25519MLKEM768:X25519:prime256v1:secp384r1";
 
 /// Firewall settings.
 #[derive(Debug, Clone, Serialize)]
@@ -208,6 +260,35 @@ impl RenderContext {
                 server_name: app.server_name.to_string(),
                 certificate: app.tls_certificate.to_string(),
                 key: app.tls_key.to_string(),
+                hsts_include_subdomains: app.proxy.hsts_include_subdomains,
+                hsts_preload: app.proxy.hsts_preload,
+                frame_options: match app.proxy.frame_ancestors {
+                    FrameAncestors::SameOrigin => "SAMEORIGIN".to_owned(),
+                    FrameAncestors::None => "DENY".to_owned(),
+                },
+                content_security_policy: app.proxy.content_security_policy.to_string(),
+                headers: app
+                    .proxy
+                    .headers
+                    .iter()
+                    .map(|(name, value)| HeaderView {
+                        name: name.to_string(),
+                        value: value.to_string(),
+                    })
+                    .collect(),
+                max_upload_mb: app.proxy.max_upload.get(),
+                max_upload_bytes: u64::from(app.proxy.max_upload.get()) * 1024 * 1024,
+                expose_docs: app.proxy.expose_docs,
+                expose_debugger: app.proxy.expose_debugger,
+                ocsp_resolvers: Vec::new(),
+            },
+            nginx: NginxHostView {
+                tls_profile: match app.proxy.tls_profile {
+                    TlsProfile::Intermediate => "intermediate".to_owned(),
+                    TlsProfile::Modern => "modern".to_owned(),
+                },
+                ecdh_curve: CLASSIC_GROUPS.to_owned(),
+                http_file: layout::NGINX_HTTP_FILE.to_owned(),
             },
             firewall: FirewallView {
                 table: layout::nft_table(app),
@@ -221,6 +302,16 @@ impl RenderContext {
             },
             secret: None,
         }
+    }
+
+    /// Sets the key exchange groups that the host's OpenSSL offers.
+    pub fn set_ecdh_curve(&mut self, groups: &str) {
+        self.nginx.ecdh_curve = groups.to_owned();
+    }
+
+    /// Turns OCSP stapling on with these DNS resolvers; an empty list turns it off.
+    pub fn set_ocsp_resolvers(&mut self, resolvers: Vec<String>) {
+        self.proxy.ocsp_resolvers = resolvers;
     }
 
     /// Returns a copy that also carries the admin password.

@@ -10,8 +10,12 @@ use crate::filters;
 /// Templates built into the binary, by name. A file of the same name in the
 /// override folder replaces one.
 pub const BUILT_IN_TEMPLATES: &[(&str, &str)] = &[
+    ("nginx/headers.conf.tera", include_str!("../../../templates/nginx/headers.conf.tera")),
+    ("nginx/proxy-headers.conf.tera", include_str!("../../../templates/nginx/proxy-headers.conf.tera")),
     ("nginx/site.conf.tera", include_str!("../../../templates/nginx/site.conf.tera")),
+    ("nginx/http.conf.tera", include_str!("../../../templates/nginx/http.conf.tera")),
     ("iis/web.config.tera", include_str!("../../../templates/iis/web.config.tera")),
+    ("iis/configure-iis.ps1.tera", include_str!("../../../templates/iis/configure-iis.ps1.tera")),
     ("nftables/app.nft.tera", include_str!("../../../templates/nftables/app.nft.tera")),
     ("systemd/app.service.tera", include_str!("../../../templates/systemd/app.service.tera")),
     ("m2ee/mxharden.yaml.tera", include_str!("../../../templates/m2ee/mxharden.yaml.tera")),
@@ -65,6 +69,8 @@ impl Engine {
         let mut tera = Tera::new();
         tera.autoescape_on(Vec::<&str>::new());
         tera.register_filter("nginx", filters::nginx);
+        tera.register_filter("nginx_str", filters::nginx_str);
+        tera.register_filter("ps_str", filters::ps_str);
         tera.register_filter("nft", filters::nft);
         tera.register_filter("systemd", filters::systemd);
         tera.register_filter("yaml", filters::yaml);

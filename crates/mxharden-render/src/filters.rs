@@ -25,6 +25,31 @@ pub fn nginx(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nginx directive")
 }
 
+/// Writes a value as a double-quoted nginx string. `$` would start a
+/// variable and `\\` an escape inside it, so both are rejected along with
+/// `"` and control characters.
+pub fn nginx_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    let bad = |c: char| !(c.is_ascii_graphic() || c == ' ') || "\"\\$".contains(c);
+    if value.is_empty() || value.chars().any(bad) {
+        return Err(Error::message(format!(
+            "value {value:?} cannot be written into an nginx string"
+        )));
+    }
+    Ok(format!("\"{value}\""))
+}
+
+/// Writes a value as a single-quoted PowerShell string. Checked values
+/// contain no quote, so a quote is rejected rather than doubled, like a
+/// control character.
+pub fn ps_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    if value.is_empty() || value.chars().any(|c| c.is_control() || "'\u{2018}\u{2019}\u{201a}\u{201b}".contains(c)) {
+        return Err(Error::message(format!(
+            "value {value:?} cannot be written into a PowerShell string"
+        )));
+    }
+    Ok(format!("'{value}'"))
+}
+
 /// A bare nft word (table names, addresses, prefixes).
 pub fn nft(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nft rule")
@@ -71,4 +96,4 @@ pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
 }
 
 /// Names of the output filters, for the template lint test.
-pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nft", "systemd", "yaml", "xml", "num"];
+pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nginx_str", "ps_str", "nft", "systemd", "yaml", "xml", "num"];

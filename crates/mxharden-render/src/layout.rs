@@ -12,9 +12,23 @@ pub fn nginx_site(app: &AppSpec) -> AbsPath {
     path(format!("/etc/nginx/conf.d/mxharden-{}.conf", app.name))
 }
 
+/// The http-level directives and catch-all servers that every nginx app
+/// shares. The `00` sorts it before the sites in Debian's `conf.d` include.
+pub const NGINX_HTTP_FILE: &str = "/etc/nginx/conf.d/mxharden-00-http.conf";
+
+/// Returns the shared http-level nginx file as a path.
+pub fn nginx_http() -> AbsPath {
+    path(NGINX_HTTP_FILE.to_owned())
+}
+
 /// `web.config` for an IIS proxy, to copy to the Windows host.
 pub fn iis_web_config(app: &AppSpec) -> AbsPath {
     path(format!("/etc/mxharden/iis/{}/web.config", app.name))
+}
+
+/// PowerShell script with the `appcmd` steps for the IIS site.
+pub fn iis_script(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/mxharden/iis/{}/configure-iis.ps1", app.name))
 }
 
 /// nftables rules for the app's table.

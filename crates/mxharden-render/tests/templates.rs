@@ -38,6 +38,17 @@ app:
       certificate: /etc/ssl/certs/sales.pem
       key: /etc/ssl/private/sales.key
     remote_addresses: ["192.0.2.0/24", "2001:db8:1::/64"]
+    hsts:
+      include_subdomains: true
+      preload: true
+    frame_ancestors: none
+    content_security_policy: "default-src 'self'"
+    headers:
+      Permissions-Policy: "camera=(), microphone=()"
+    max_upload_mb: 2048
+    expose:
+      docs: true
+      debugger: true
   firewall:
     backend: nftables
   service:
@@ -82,21 +93,27 @@ fn engine() -> Engine {
 /// Builds the context with every optional value present, as JSON.
 fn maximal_context_json() -> Value {
     let app = app_from_text(MAXIMAL_APP);
-    let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION)).with_secret(&password());
+    let mut context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION)).with_secret(&password());
+    // Resolvers come from the host, not the desired state.
+    context.set_ocsp_resolvers(vec!["192.0.2.53".to_owned()]);
     serde_json::to_value(&context).expect("the render context serializes")
 }
 
 /// Returns the output filters allowed at the end of an expression in `template`.
-fn output_filters(template: &str) -> [&'static str; 2] {
-    let format = match template.split('/').next() {
-        Some("nginx") => "nginx",
-        Some("nftables") => "nft",
-        Some("systemd") => "systemd",
-        Some("m2ee") => "yaml",
-        Some("iis") => "xml",
+fn output_filters(template: &str) -> Vec<&'static str> {
+    // The PowerShell script sits beside web.config but is its own format.
+    if template.ends_with(".ps1.tera") {
+        return vec!["ps_str", "num"];
+    }
+    let formats = match template.split('/').next() {
+        Some("nginx") => vec!["nginx", "nginx_str"],
+        Some("nftables") => vec!["nft"],
+        Some("systemd") => vec!["systemd"],
+        Some("m2ee") => vec!["yaml"],
+        Some("iis") => vec!["xml"],
         _ => panic!("template {template} has no known output format; add its folder to output_filters"),
     };
-    [format, "num"]
+    formats.into_iter().chain(["num"]).collect()
 }
 
 /// One `{{ }}` or `{% %}` tag of a template.
@@ -242,7 +259,8 @@ fn template_variables(name: &str, text: &str) -> TemplateVariables {
                         }
                         iterable
                     }
-                    "else" | "endif" | "endfor" | "raw" | "endraw" => continue,
+                    // An include names another template, which this check visits on its own.
+                    "else" | "endif" | "endfor" | "raw" | "endraw" | "include" => continue,
                     other => panic!("{name}:{}: the variable check does not handle the tag {other:?}; extend template_variables", tag.line),
                 }
             }
@@ -284,7 +302,7 @@ fn unfiltered_expressions(name: &str, text: &str) -> Vec<String> {
 fn expressions_end_in_output_filter() {
     for (name, text) in BUILT_IN_TEMPLATES {
         let expressions = tags(name, text).into_iter().filter(|tag| tag.opening == "{{").count();
-        assert!(expressions > 0, "{name}: found no {{{{ }}}} expression; the tag scanner is broken");
+        assert!(expressions > 0 || !text.contains("{{"), "{name}: found no {{{{ }}}} expression; the tag scanner is broken");
         assert_eq!(unfiltered_expressions(name, text), Vec::<String>::new());
     }
 }
@@ -337,7 +355,7 @@ fn missing_paths(name: &str, text: &str, context: &Value) -> Vec<String> {
 fn template_paths_exist_in_context() {
     let context = maximal_context_json();
     for (name, text) in BUILT_IN_TEMPLATES {
-        assert!(!template_variables(name, text).paths.is_empty(), "{name}: found no variable; the tag scanner is broken");
+        assert!(!template_variables(name, text).paths.is_empty() || !text.contains("{{"), "{name}: found no variable; the tag scanner is broken");
         assert_eq!(missing_paths(name, text, &context), Vec::<String>::new());
     }
 }
@@ -357,9 +375,9 @@ fn path_check_flags_unknown_names() {
 fn engine_variables_exist_in_context() {
     let context = maximal_context_json();
     let engine = engine();
-    for (name, _) in BUILT_IN_TEMPLATES {
+    for (name, text) in BUILT_IN_TEMPLATES {
         let names = engine.variables(name);
-        assert!(!names.is_empty(), "Engine::variables({name}) returned no name");
+        assert!(!names.is_empty() || !text.contains("{{"), "Engine::variables({name}) returned no name");
         for top in names {
             assert!(context.get(&top).is_some(), "{name}: top-level variable {top} is not in the render context");
         }
@@ -500,8 +518,9 @@ fn assert_nginx_accepts(app: &AppSpec, context: &RenderContext) {
     let folder = tempfile::tempdir().expect("create a temporary folder");
     write_test_certificate(folder.path(), app);
     let prefix = folder.path().display().to_string();
+    let shared = engine().render("nginx/http.conf.tera", context).expect("the shared http file renders");
     let site = engine().render("nginx/site.conf.tera", &context.beneath(&prefix)).expect("the site renders");
-    match check_nginx_site(&site, true) {
+    match check_nginx_site(&[shared.as_str(), site.as_str()], true) {
         Ok(outcome) => assert_eq!(outcome, CheckOutcome::Passed("nginx -t".into())),
         Err(error) => panic!("nginx -t rejected the site:\n{error}\n{site}"),
     }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use crate::error::{InputError, Position};
+use crate::model::ProxyKind;
 use crate::resolve::AppSpec;
 
 /// Reports every name, account, folder, port and host name that two apps share.
@@ -27,7 +28,33 @@ pub fn check_apps_distinct(apps: &[AppSpec]) -> Vec<InputError> {
         hosts.add(app.server_name.as_str().to_owned(), &p.server_name, "app.proxy.server_name", "another app is served under the same host name", &mut errors);
     }
     check_bases_apart(apps, &mut errors);
+    check_tls_profiles_agree(apps, &mut errors);
     errors
+}
+
+/// nginx negotiates the TLS version in its default server, before it reads
+/// the requested host name, so one host serves one protocol set: every
+/// nginx app must name the same profile.
+fn check_tls_profiles_agree(apps: &[AppSpec], errors: &mut Vec<InputError>) {
+    let mut nginx_apps = apps.iter().filter(|app| app.proxy_kind == ProxyKind::Nginx);
+    let Some(first) = nginx_apps.next() else {
+        return;
+    };
+    for app in nginx_apps {
+        if app.proxy.tls_profile != first.proxy.tls_profile {
+            errors.push(
+                InputError::new(
+                    &app.positions.tls_profile,
+                    "app.proxy.tls.profile",
+                    format!(
+                        "app {} uses a different TLS profile than app {}; nginx applies one protocol set to every site on a host, so give every app the same profile",
+                        app.name, first.name
+                    ),
+                )
+                .with_related(&first.positions.tls_profile),
+            );
+        }
+    }
 }
 
 fn check_bases_apart(apps: &[AppSpec], errors: &mut Vec<InputError>) {

@@ -15,8 +15,8 @@ pub mod values;
 use std::path::PathBuf;
 
 pub use error::{InputError, Position, SpecErrors};
-pub use model::{CheckId, FirewallBackend, ProxyKind};
-pub use resolve::{ActiveWaiver, AppSpec};
+pub use model::{CheckId, FirewallBackend, FrameAncestors, ProxyKind, TlsProfile};
+pub use resolve::{ActiveWaiver, AppSpec, DEFAULT_CONTENT_SECURITY_POLICY, ProxyOptions};
 
 /// Reads, resolves and cross-checks the apps in `files`.
 pub fn load_apps(files: &[PathBuf], today: jiff::civil::Date) -> Result<Vec<AppSpec>, SpecErrors> {

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::values::{AbsPath, AccountName, AppName, DnsName, HttpsUrl, Port, Reason};
+use crate::values::{AbsPath, AccountName, AppName, DnsName, HeaderName, HeaderValue, HttpsUrl, Port, Reason, UploadMegabytes};
 
 /// One desired-state file: a schema version and one app.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -99,6 +99,82 @@ pub struct Proxy {
     #[serde(default)]
     #[schemars(with = "Option<Vec<IpNet>>")]
     pub remote_addresses: Option<Spanned<Vec<IpNet>>>,
+    /// Strict-Transport-Security options. The header is always sent, with a
+    /// `max-age` of two years.
+    #[serde(default)]
+    pub hsts: Hsts,
+    /// Pages allowed to show the app in a frame: `self` (default) or `none`.
+    /// Sets `X-Frame-Options`.
+    #[serde(default)]
+    pub frame_ancestors: FrameAncestors,
+    /// The `Content-Security-Policy` header. Default: a baseline that the
+    /// Mendix web client runs under without changes to its theme.
+    #[serde(default)]
+    #[schemars(with = "Option<HeaderValue>")]
+    pub content_security_policy: Option<Spanned<HeaderValue>>,
+    /// Further response headers, by name. Only names from a fixed list are
+    /// accepted; the headers above have fields of their own.
+    #[serde(default)]
+    #[schemars(with = "Option<std::collections::BTreeMap<HeaderName, HeaderValue>>")]
+    pub headers: Option<Spanned<std::collections::BTreeMap<HeaderName, HeaderValue>>>,
+    /// Largest request body on `/file`, in MiB. Default: 1024.
+    #[serde(default)]
+    #[schemars(with = "Option<UploadMegabytes>")]
+    pub max_upload_mb: Option<Spanned<UploadMegabytes>>,
+    /// Runtime paths that are denied by default and may be opened.
+    #[serde(default)]
+    pub expose: Expose,
+}
+
+/// Strict-Transport-Security directives beyond `max-age`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Hsts {
+    /// Adds `includeSubDomains`: every subdomain must then serve HTTPS too.
+    #[serde(default)]
+    pub include_subdomains: bool,
+    /// Adds `preload`, the request that browsers ship the name in their
+    /// HSTS list. Needs `include_subdomains`.
+    #[serde(default)]
+    #[schemars(with = "Option<bool>")]
+    pub preload: Option<Spanned<bool>>,
+}
+
+/// Pages that may embed the app in a frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameAncestors {
+    /// Pages of the same origin (`X-Frame-Options: SAMEORIGIN`).
+    #[default]
+    #[serde(rename = "self")]
+    SameOrigin,
+    /// No page (`X-Frame-Options: DENY`).
+    None,
+}
+
+/// Runtime paths that the proxy denies unless opened here.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expose {
+    /// Serve the runtime's API documentation (`/api-doc/`, `/rest-doc/`,
+    /// `/odata-doc/`, `/ws-doc/` and every other path whose first segment
+    /// ends in `-doc`).
+    #[serde(default)]
+    pub docs: bool,
+    /// Serve `/debugger/`, the remote debugger endpoint.
+    #[serde(default)]
+    pub debugger: bool,
+}
+
+/// A Mozilla TLS configuration profile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsProfile {
+    /// TLS 1.2 and 1.3 with ECDHE AEAD cipher suites.
+    #[default]
+    Intermediate,
+    /// TLS 1.3 only.
+    Modern,
 }
 
 /// Certificate and private key files, as the proxy host sees them.
@@ -109,6 +185,12 @@ pub struct Tls {
     pub certificate: AbsPath,
     /// PEM private key, readable by root only.
     pub key: AbsPath,
+    /// Mozilla profile: `intermediate` (default) or `modern`. nginx picks
+    /// the protocol version in its default server, before it reads the host
+    /// name, so every nginx app on one host must use the same profile.
+    #[serde(default)]
+    #[schemars(with = "Option<TlsProfile>")]
+    pub profile: Option<Spanned<TlsProfile>>,
 }
 
 /// Host firewall settings.

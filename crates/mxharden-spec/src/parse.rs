@@ -83,10 +83,16 @@ fn to_input_error(file: &Path, field: &str, error: &YamlError) -> InputError {
             column: 0,
         },
     };
-    // `Spanned` fields add a `.value` segment; no model field is named `value`.
-    let field = field.trim_end_matches(".?").trim_end_matches('?').trim_end_matches(".value");
+    let field = field.trim_end_matches(".?").trim_end_matches('?');
     let field = if field == "." { "" } else { field };
-    InputError::new(&position, field, clean_message(error))
+    InputError::new(&position, &without_span_segments(field), clean_message(error))
+}
+
+/// Removes the `value` segments that serde-saphyr's `Spanned` wrapper adds
+/// to a field path (`app.runtime.port.value`), so the path names the field
+/// as the user wrote it. No field of the model is called `value`.
+fn without_span_segments(field: &str) -> String {
+    field.split('.').filter(|segment| *segment != "value").collect::<Vec<_>>().join(".")
 }
 
 /// Drops the ` at line L, column C` suffix that the YAML library appends,

@@ -8,8 +8,14 @@ use ipnet::IpNet;
 use jiff::civil::Date;
 
 use crate::error::{InputError, Position};
-use crate::model::{CheckId, DesiredState, FirewallBackend, ProxyKind};
-use crate::values::{AbsPath, AccountName, AppName, DnsName, HttpsUrl, Port, Reason};
+use crate::model::{CheckId, DesiredState, FirewallBackend, FrameAncestors, ProxyKind, TlsProfile};
+use crate::values::{AbsPath, AccountName, AppName, DnsName, HeaderName, HeaderValue, HttpsUrl, Port, Reason, UploadMegabytes};
+
+/// The default `Content-Security-Policy`. The Mendix web client needs
+/// `'unsafe-inline'` and `'unsafe-eval'` unless the app's theme was changed
+/// for a strict policy, as Mendix's guide "Content Security Policy" shows.
+/// Everything else is limited to the app's own origin.
+pub const DEFAULT_CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'";
 
 /// One app with every default filled in and every check passed.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -44,6 +50,8 @@ pub struct AppSpec {
     pub tls_key: AbsPath,
     /// Remote proxy hosts allowed to reach the runtime port.
     pub remote_addresses: Vec<IpNet>,
+    /// TLS profile, response headers and path rules of the proxy.
+    pub proxy: ProxyOptions,
     /// Firewall backend.
     pub firewall: FirewallBackend,
     /// The m2ee program.
@@ -53,6 +61,29 @@ pub struct AppSpec {
     /// Where fields that later stages may report on were written.
     #[serde(skip)]
     pub positions: FieldPositions,
+}
+
+/// Proxy options with every default filled in.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProxyOptions {
+    /// Mozilla TLS profile.
+    pub tls_profile: TlsProfile,
+    /// Adds `includeSubDomains` to Strict-Transport-Security.
+    pub hsts_include_subdomains: bool,
+    /// Adds `preload` to Strict-Transport-Security.
+    pub hsts_preload: bool,
+    /// Pages allowed to frame the app.
+    pub frame_ancestors: FrameAncestors,
+    /// `Content-Security-Policy` value.
+    pub content_security_policy: HeaderValue,
+    /// Further response headers, sorted by name.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request body limit on `/file`.
+    pub max_upload: UploadMegabytes,
+    /// Serve `*-doc` paths instead of denying them.
+    pub expose_docs: bool,
+    /// Serve `/debugger/` instead of denying it.
+    pub expose_debugger: bool,
 }
 
 /// A waiver in force.
@@ -81,6 +112,8 @@ pub struct FieldPositions {
     pub admin_port: Position,
     /// `app.proxy.server_name`.
     pub server_name: Position,
+    /// `app.proxy.tls.profile`, or `app.proxy.server_name` when left out.
+    pub tls_profile: Position,
 }
 
 /// Folders that an app base must neither be nor lie under.
@@ -154,6 +187,7 @@ pub fn resolve_app(source: &Path, state: DesiredState, today: Date) -> Result<Ap
         );
     }
 
+    let proxy = resolve_proxy(source, &app.proxy, &mut errors);
     let waivers = resolve_waivers(source, &app.waivers, today, &mut errors);
     let server_name = app.proxy.server_name.value.clone();
     let root_url = match app.runtime.root_url.clone() {
@@ -182,6 +216,7 @@ pub fn resolve_app(source: &Path, state: DesiredState, today: Date) -> Result<Ap
         tls_certificate: app.proxy.tls.certificate.clone(),
         tls_key: app.proxy.tls.key.clone(),
         remote_addresses,
+        proxy,
         firewall: app.firewall.backend,
         m2ee: app.service.m2ee.clone(),
         waivers,
@@ -192,6 +227,7 @@ pub fn resolve_app(source: &Path, state: DesiredState, today: Date) -> Result<Ap
             runtime_port: runtime_port_position,
             admin_port: admin_port_position,
             server_name: at(app.proxy.server_name.referenced),
+            tls_profile: at(app.proxy.tls.profile.as_ref().map_or(app.proxy.server_name.referenced, |p| p.referenced)),
         },
     })
 }
@@ -274,6 +310,32 @@ fn check_remote_addresses(remote: &[IpNet], position: &Position, errors: &mut Ve
                 format!("{network} has host bits set; write the network as {}", network.trunc()),
             ));
         }
+    }
+}
+
+fn resolve_proxy(source: &Path, proxy: &crate::model::Proxy, errors: &mut Vec<InputError>) -> ProxyOptions {
+    let preload = proxy.hsts.preload.as_ref().is_some_and(|p| p.value);
+    if let Some(flag) = proxy.hsts.preload.as_ref().filter(|p| p.value && !proxy.hsts.include_subdomains) {
+        errors.push(InputError::new(
+            &Position::at(source, flag.referenced),
+            "app.proxy.hsts.preload",
+            "browsers accept a host into the HSTS preload list only with includeSubDomains; set hsts.include_subdomains: true as well",
+        ));
+    }
+    let content_security_policy = match &proxy.content_security_policy {
+        Some(policy) => policy.value.clone(),
+        None => DEFAULT_CONTENT_SECURITY_POLICY.parse().expect("the default policy is a valid header value"),
+    };
+    ProxyOptions {
+        tls_profile: proxy.tls.profile.as_ref().map(|p| p.value).unwrap_or_default(),
+        hsts_include_subdomains: proxy.hsts.include_subdomains,
+        hsts_preload: preload,
+        frame_ancestors: proxy.frame_ancestors,
+        content_security_policy,
+        headers: proxy.headers.as_ref().map(|h| h.value.clone().into_iter().collect()).unwrap_or_default(),
+        max_upload: proxy.max_upload_mb.as_ref().map_or(UploadMegabytes::DEFAULT, |m| m.value),
+        expose_docs: proxy.expose.docs,
+        expose_debugger: proxy.expose.debugger,
     }
 }
 

@@ -5,12 +5,14 @@
 //! value can carry a newline, a quote, a brace, a semicolon or another
 //! delimiter of those formats.
 
+mod http;
 mod macros;
 mod names;
 mod net;
 mod path;
 mod text;
 
+pub use http::{ALLOWED_HEADER_NAMES, HeaderName, HeaderValue, UploadMegabytes};
 pub use names::{AccountName, AppName, DnsName};
 pub use net::{HttpsUrl, Port};
 pub use path::AbsPath;
