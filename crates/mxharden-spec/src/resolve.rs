@@ -92,6 +92,12 @@ pub struct FieldPositions {
 /// Folders that an app base must neither be nor lie under.
 const FORBIDDEN_BASE_ROOTS: &[&str] = &["/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/tmp", "/var/tmp", "/root"];
 
+/// Longest app base, in bytes. mxharden derives paths up to a few hundred
+/// bytes longer (`<base>/runtimes/<version>/runtime/mxclientsystem`,
+/// `<base>/.m2ee/mxharden.yaml`), and each must stay below Linux's
+/// 4095-byte path limit.
+pub const BASE_MAX: usize = 1024;
+
 /// Folders too broad to become one app's base.
 const FORBIDDEN_BASE_EXACT: &[&str] = &["/srv", "/opt", "/var", "/home", "/var/lib", "/mnt", "/media"];
 
@@ -244,6 +250,17 @@ pub fn loopback_addresses() -> Vec<IpAddr> {
 }
 
 fn check_base(base: &AbsPath, position: &Position, errors: &mut Vec<InputError>) {
+    if base.as_str().len() > BASE_MAX {
+        errors.push(InputError::new(
+            position,
+            "app.base",
+            format!(
+                "the base folder has {} bytes; use at most {BASE_MAX}, so that the paths mxharden derives from it stay within Linux's 4095-byte limit",
+                base.as_str().len()
+            ),
+        ));
+        return;
+    }
     let under_system = FORBIDDEN_BASE_ROOTS
         .iter()
         .any(|root| base.is_within(&root.parse().expect("constant path is valid")));
@@ -399,4 +416,41 @@ fn resolve_waivers(
         });
     }
     active
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_with_base(base: &str) -> DesiredState {
+        let text = format!(
+            "version: 1\napp:\n  name: sales\n  base: {base}\n  runtime:\n    port: 8000\n    admin_port: 8090\n  proxy:\n    kind: nginx\n    server_name: sales.example.com\n    tls:\n      certificate: /etc/ssl/certs/sales.pem\n      key: /etc/ssl/private/sales.key\n"
+        );
+        crate::parse::parse_desired_state(Path::new("app.yaml"), &text).expect("the file parses")
+    }
+
+    fn today() -> Date {
+        Date::new(2026, 1, 1).unwrap()
+    }
+
+    #[test]
+    fn base_near_path_limit_is_rejected() {
+        // A base that AbsPath accepts but whose derived paths would not fit:
+        // found by the parse_validate fuzz target, which panicked in join().
+        let base = format!("/srv/{}", vec!["a".repeat(200); 19].join("/"));
+        assert!(base.len() > BASE_MAX && base.len() < 4095);
+        let errors = resolve_app(Path::new("app.yaml"), state_with_base(&base), today()).unwrap_err();
+        assert_eq!(errors[0].field, "app.base");
+        assert!(errors[0].message.contains("at most 1024"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn longest_base_derives_valid_paths() {
+        let mut base = format!("/srv/{}", vec!["a".repeat(200); 5].join("/"));
+        base.push_str(&"/b".repeat((BASE_MAX - base.len()) / 2));
+        let app = resolve_app(Path::new("app.yaml"), state_with_base(&base), today()).expect("a base of BASE_MAX bytes is valid");
+        assert!(app.base.as_str().len() + 2 > BASE_MAX);
+        let derived = app.base.join("runtimes").join(&"9".repeat(200)).join("runtime").join("mxclientsystem");
+        assert!(derived.as_str().len() < 4095);
+    }
 }
