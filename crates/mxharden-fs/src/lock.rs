@@ -54,7 +54,11 @@ impl RunLock {
             if !still_linked(&parent, name, &fd) {
                 continue;
             }
-            write_holder(&fd, holder).map_err(|e| FsError::io(&host_path, "write lock holder", e))?;
+            if let Err(e) = write_holder(&fd, holder) {
+                // A full disk fails here; the file goes while still locked.
+                let _ = rustix::fs::unlinkat(&parent, name, AtFlags::empty());
+                return Err(FsError::io(&host_path, "write lock holder", e));
+            }
             return Ok(RunLock {
                 _fd: fd,
                 parent,

@@ -24,12 +24,14 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Copies `examples/root` and adds `etc/ssl/certs/sales.pem` and
-    /// `etc/ssl/private/sales.key`, made with the openssl CLI.
+    /// Copies `examples/root`, adds `run/` (which every host has) and
+    /// `etc/ssl/certs/sales.pem` and `etc/ssl/private/sales.key`, made with
+    /// the openssl CLI.
     pub fn new() -> Sandbox {
         let work = tempfile::Builder::new().prefix("mxharden-sandbox").tempdir().expect("a temporary folder");
         let root = work.path().join("root");
         run(Command::new("cp").arg("-a").arg(repository().join("examples/root")).arg(&root));
+        std::fs::create_dir(root.join("run")).expect("create run/");
         let key = root.join("etc/ssl/private/sales.key");
         run(Command::new("openssl")
             .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "7"])
@@ -55,8 +57,10 @@ pub fn run(command: &mut Command) {
 }
 
 /// What a tree entry is, with everything a change could touch: type,
-/// permission bits, owner, group, modification time and contents or link
-/// target.
+/// permission bits, owner, group, contents or link target, and for files
+/// and links the modification time. A folder's modification time is left
+/// out, because creating and removing a temporary entry (the run lock, a
+/// tool's temporary file) changes it while leaving the tree as it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryState {
     kind: &'static str,
@@ -90,7 +94,7 @@ fn record(top: &Path, path: &Path, entries: &mut Manifest) {
     } else {
         ("other", Vec::new())
     };
-    let modified_ns = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    let modified_ns = if file_type.is_dir() { 0 } else { i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()) };
     let relative = path.strip_prefix(top).expect("beneath the top").to_path_buf();
     entries.insert(
         relative,
