@@ -22,7 +22,7 @@ const HEADROOM_BLOCKS: u64 = 16;
 /// Files that `useradd` rewrites, each next to a backup copy (`passwd-`).
 const ACCOUNT_FILES: &[&str] = &["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"];
 
-/// What the steps need from one file system, and what it has.
+/// Demand of the steps on one file system, with its statistics.
 struct Demand {
     /// A path on it that a step changes, for the message.
     example: PathBuf,

@@ -51,7 +51,7 @@ fn example_app() -> PathBuf {
     repository().join("examples/app.yaml")
 }
 
-/// The `mxharden apply --root <root> examples/app.yaml` argument vector.
+/// Builds the argument vector of `mxharden apply --root <root> examples/app.yaml`.
 fn apply_arguments(root: &Path) -> Vec<String> {
     vec![
         env!("CARGO_BIN_EXE_mxharden").to_owned(),
@@ -122,6 +122,23 @@ fn missing_useradd_changes_nothing() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// Runs apply with `script` making part of the sandbox read-only, and
+/// returns the problems found.
+fn read_only_problems(script: &str, account_exists: bool) -> Vec<String> {
+    let sandbox = Sandbox::new();
+    if account_exists {
+        add_account(&sandbox, 990, "/usr/sbin/nologin");
+    }
+    let before = manifest(&sandbox.root);
+    let mut parameters = vec![sandbox.root.display().to_string()];
+    parameters.extend(apply_arguments(&sandbox.root));
+    let output = in_mount_namespace(script, &parameters);
+    let expected = if account_exists { "is on a read-only file system" } else { "Read-only file system" };
+    let mut problems = check_failure(&output, expected);
+    assert_unchanged(&before, &sandbox.root, &mut problems);
+    problems
+}
+
 #[test]
 fn read_only_etc_changes_nothing() {
     if !can_run_or_skip("read_only_etc_changes_nothing") {
@@ -129,14 +146,7 @@ fn read_only_etc_changes_nothing() {
     }
     // With the account in place, the first steps would change folders under
     // srv/, which stays writable, before the first write to etc/ failed.
-    let sandbox = Sandbox::new();
-    add_account(&sandbox, 990, "/usr/sbin/nologin");
-    let before = manifest(&sandbox.root);
-    let mut parameters = vec![sandbox.root.display().to_string()];
-    parameters.extend(apply_arguments(&sandbox.root));
-    let output = in_mount_namespace(READ_ONLY_ETC_SCRIPT, &parameters);
-    let mut problems = check_failure(&output, "is on a read-only file system");
-    assert_unchanged(&before, &sandbox.root, &mut problems);
+    let problems = read_only_problems(READ_ONLY_ETC_SCRIPT, true);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -145,13 +155,7 @@ fn read_only_tree_changes_nothing() {
     if !can_run_or_skip("read_only_tree_changes_nothing") {
         return;
     }
-    let sandbox = Sandbox::new();
-    let before = manifest(&sandbox.root);
-    let mut parameters = vec![sandbox.root.display().to_string()];
-    parameters.extend(apply_arguments(&sandbox.root));
-    let output = in_mount_namespace(READ_ONLY_ROOT_SCRIPT, &parameters);
-    let mut problems = check_failure(&output, "Read-only file system");
-    assert_unchanged(&before, &sandbox.root, &mut problems);
+    let problems = read_only_problems(READ_ONLY_ROOT_SCRIPT, false);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -168,7 +172,7 @@ fn full_disk_changes_nothing() {
     std::fs::create_dir(&disk).expect("create the mount point");
     std::fs::create_dir(&out).expect("create the copy folder");
     // With no space, taking the run lock fails. 64 KiB is enough for the
-    // lock file, but not for the account, folders and files; without the
+    // lock file but not for the account, folders and files. Without the
     // check before the first change, the account and folders were created
     // before a file write failed.
     for free_kib in ["0", "64"] {
@@ -185,8 +189,8 @@ fn full_disk_changes_nothing() {
 }
 
 #[test]
-fn existing_account_with_wrong_shell_or_uid_changes_nothing() {
-    if !can_run_or_skip("existing_account_with_wrong_shell_or_uid_changes_nothing") {
+fn wrong_existing_account_changes_nothing() {
+    if !can_run_or_skip("wrong_existing_account_changes_nothing") {
         return;
     }
     for (uid, shell, expected) in [(990, "/bin/bash", "its shell is /bin/bash"), (0, "/usr/sbin/nologin", "it has uid or gid 0")] {

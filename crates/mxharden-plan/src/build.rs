@@ -86,7 +86,7 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
 
     let account = check_account(host, app)?;
     let ids = account.as_ref().map(|a| AppIds { uid: a.uid, gid: a.gid });
-    // A --root tree has no processes of its own; the host's ports say nothing about it.
+    // A --root tree has no processes of its own, so the host's ports tell nothing about it.
     if host.live {
         crate::ports::check_ports_free(app, ids, &crate::ports::host_listeners())?;
     }

@@ -98,10 +98,10 @@ pub fn socket_owner(inode: u64) -> Option<String> {
 /// app's account) listens on the app's runtime or admin port.
 pub fn check_ports_free(app: &AppSpec, ids: Option<AppIds>, listeners: &[Listener]) -> Result<(), PlanError> {
     for (port, field) in [(app.runtime_port.get(), "app.runtime.port"), (app.admin_port.get(), "app.runtime.admin_port")] {
-        let taken = listeners
+        let conflicting = listeners
             .iter()
             .find(|listener| listener.port == port && ids.is_none_or(|ids| ids.uid != listener.uid));
-        if let Some(listener) = taken {
+        if let Some(listener) = conflicting {
             let owner = socket_owner(listener.inode).unwrap_or_else(|| "a process".to_owned());
             return Err(PlanError::Conflict(format!(
                 "{}: {field}: port {port} is already in use by {owner} of uid {} on {}; stop it or choose another port",

@@ -10,7 +10,7 @@
 //! formats (`;`, `{`, `}`, quotes, `#`, `$`, `%`, newlines, spaces).
 //!
 //! `nft -c` runs inside a new network namespace through the product's own
-//! checker and needs root; without root these tests skip, except under
+//! checker, so it needs root. Without root these tests skip, except under
 //! `CI=true`, where they fail. They need nginx, nftables, openssl and
 //! util-linux.
 
@@ -55,7 +55,7 @@ const MIN_ACCEPTED: usize = 24;
 /// Generated apps per run.
 const CASES: u32 = 96;
 
-/// A string from `well_formed`, or the same with one delimiter inserted.
+/// Generates a string from `well_formed`, sometimes with one delimiter inserted.
 fn maybe_hostile(well_formed: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
     (well_formed, any::<prop::sample::Index>(), prop::sample::select(DELIMITERS), prop::bool::weighted(HOSTILE_SHARE)).prop_map(
         |(text, index, delimiter, hostile)| {
@@ -74,7 +74,7 @@ fn path_strategy(top: &'static str) -> impl Strategy<Value = String> {
     maybe_hostile(prop::collection::vec("[A-Za-z0-9._+@-]{1,10}", 1..4).prop_map(move |parts| format!("{top}/{}", parts.join("/"))))
 }
 
-/// A network `a.b.c.0/prefix` with its host bits cleared.
+/// Formats the network `a.b.c.9/prefix` with its host bits cleared.
 fn network(a: u8, b: u8, c: u8, prefix: u8) -> String {
     let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
     let address = Ipv4Addr::from(u32::from(Ipv4Addr::new(a, b, c, 9)) & mask);
@@ -328,7 +328,7 @@ fn accepted_values_render_to_valid_files() {
     assert!(accepted >= MIN_ACCEPTED, "validation accepted {accepted} of {CASES} generated apps, expected at least {MIN_ACCEPTED}");
 }
 
-/// A well-formed app, the starting point of the exhaustive test.
+/// Returns a well-formed app, the starting point of the exhaustive test.
 fn well_formed() -> Values {
     Values {
         name: "sales-eu".into(),
@@ -346,7 +346,7 @@ fn well_formed() -> Values {
 }
 
 /// Every delimiter at the start, middle and end of every string value is
-/// either rejected or rendered safely; random generation alone would reach
+/// either rejected or rendered safely. Random generation alone would reach
 /// each combination only rarely.
 #[test]
 fn every_delimiter_in_every_value() {

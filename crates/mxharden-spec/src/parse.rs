@@ -238,7 +238,7 @@ fn expected_scalar(field: &str) -> Option<&'static str> {
 }
 
 fn budget_message(breach: &BudgetBreach) -> String {
-    let what = match breach {
+    let excess = match breach {
         BudgetBreach::Documents { .. } => "more than one YAML document; put each app in a file of its own".to_owned(),
         BudgetBreach::Depth { .. } => "more than 32 levels of nesting".to_owned(),
         BudgetBreach::Aliases { .. } => "more than 100 aliases".to_owned(),
@@ -247,7 +247,7 @@ fn budget_message(breach: &BudgetBreach) -> String {
         BudgetBreach::ScalarBytes { .. } => "more than 1 MiB of scalar text".to_owned(),
         other => format!("more than a YAML parser limit allows ({other:?})"),
     };
-    format!("the file has {what}; a desired-state file describes one app in a few dozen lines")
+    format!("the file has {excess}; a desired-state file describes one app in a few dozen lines")
 }
 
 #[cfg(test)]

@@ -438,7 +438,8 @@ mod tests {
         // A base that AbsPath accepts but whose derived paths would not fit:
         // found by the parse_validate fuzz target, which panicked in join().
         let base = format!("/srv/{}", vec!["a".repeat(200); 19].join("/"));
-        assert!(base.len() > BASE_MAX && base.len() < 4095);
+        assert!(base.len() > BASE_MAX);
+        assert!(base.len() < 4095);
         let errors = resolve_app(Path::new("app.yaml"), state_with_base(&base), today()).unwrap_err();
         assert_eq!(errors[0].field, "app.base");
         assert!(errors[0].message.contains("at most 1024"), "{}", errors[0].message);
