@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 use sandbox::{Manifest, Sandbox, differences, manifest, repository};
 use serde_json::Value;
 
+/// Longest time one run may take before it counts as hung.
+const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Fewest cases the corpus must hold, so a lost folder cannot pass as an empty run.
 const MIN_CASES: usize = 150;
 
@@ -91,6 +94,8 @@ fn run_apply(sandbox: &Sandbox, case: &Case, json: bool) -> std::process::Output
     }
     command.arg("apply").arg("--root").arg(&sandbox.root);
     command.args(&case.with).arg(&case.file);
+    // A hostile input must fail quickly; one that hangs the parser fails here.
+    command.timeout(RUN_TIMEOUT);
     command.output().expect("mxharden runs")
 }
 
@@ -183,4 +188,50 @@ fn corpus_cases_fail_precisely_and_change_nothing() {
         }
     }
     assert!(failures.is_empty(), "{} of {} corpus cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+/// Inputs that no corpus file can stand for: a file over the size limit, a
+/// device that never ends, a folder, a missing file and a file given twice.
+#[test]
+fn whole_file_problems_fail_and_change_nothing() {
+    let work = tempfile::tempdir().expect("a temporary folder");
+    let large = work.path().join("large.yaml");
+    let mut text = String::from("version: 1\n");
+    while text.len() <= 256 * 1024 {
+        text.push_str("# padding to pass the size limit of a desired-state file\n");
+    }
+    std::fs::write(&large, text).expect("write the large file");
+    let example = repository().join("examples/app.yaml");
+    let whole_file = |file: PathBuf, with: Vec<PathBuf>, message: &str| Case {
+        file,
+        with,
+        line: 0,
+        column: 0,
+        field: String::new(),
+        message: message.to_owned(),
+        related: None,
+    };
+    let cases = [
+        whole_file(large, Vec::new(), "a desired-state file may have at most 262144"),
+        whole_file(PathBuf::from("/dev/zero"), Vec::new(), "not a regular file"),
+        whole_file(work.path().to_path_buf(), Vec::new(), "not a regular file"),
+        whole_file(work.path().join("missing.yaml"), Vec::new(), "cannot read the file: No such file"),
+        whole_file(example.clone(), vec![example], "the file is given more than once"),
+    ];
+
+    let sandbox = Sandbox::new();
+    let before = manifest(&sandbox.root);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let mut problems = check_text_run(case, &run_apply(&sandbox, case, false));
+        problems.extend(check_json_run(case, &run_apply(&sandbox, case, true)));
+        let changed = differences(&before, &manifest(&sandbox.root));
+        if !changed.is_empty() {
+            problems.push(format!("the sandbox changed: {}", changed.join(", ")));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{}:\n  {}", case.file.display(), problems.join("\n  ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -1,5 +1,6 @@
 //! Reading one desired-state file into the typed model.
 
+use std::io::Read;
 use std::path::Path;
 
 use serde_saphyr::budget::BudgetBreach;
@@ -20,19 +21,29 @@ pub fn read_desired_state(file: &Path) -> Result<DesiredState, InputError> {
         line: 0,
         column: 0,
     };
-    let metadata = std::fs::metadata(file)
+    let opened = std::fs::File::open(file).map_err(|e| InputError::new(&whole_file, "", format!("cannot read the file: {e}")))?;
+    let metadata = opened
+        .metadata()
         .map_err(|e| InputError::new(&whole_file, "", format!("cannot read the file: {e}")))?;
-    if metadata.len() > MAX_FILE_BYTES {
+    // A device or FIFO (`/dev/zero`, `/dev/stdin`) could be read forever.
+    if !metadata.is_file() {
+        return Err(InputError::new(&whole_file, "", "not a regular file; give the path of a desired-state YAML file"));
+    }
+    let mut bytes = Vec::new();
+    // Reading one byte past the limit tells a file that grew since the
+    // metadata was read from one that fits.
+    opened
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| InputError::new(&whole_file, "", format!("cannot read the file: {e}")))?;
+    let size = metadata.len().max(bytes.len() as u64);
+    if size > MAX_FILE_BYTES {
         return Err(InputError::new(
             &whole_file,
             "",
-            format!(
-                "the file has {} bytes; a desired-state file may have at most {MAX_FILE_BYTES}",
-                metadata.len()
-            ),
+            format!("the file has {size} bytes; a desired-state file may have at most {MAX_FILE_BYTES}"),
         ));
     }
-    let bytes = std::fs::read(file).map_err(|e| InputError::new(&whole_file, "", format!("cannot read the file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| invalid_utf8_error(file, e.as_bytes(), e.utf8_error()))?;
     parse_desired_state(file, &text)
 }
@@ -318,6 +329,12 @@ app:
     fn duplicate_key_message_names_key() {
         let error = parse(&VALID.replace("  name: sales\n", "  name: sales\n  name: crm\n")).unwrap_err();
         assert_eq!(error.message, "the key name appears twice in this mapping; keep one");
+    }
+
+    #[test]
+    fn device_file_is_rejected() {
+        let error = read_desired_state(Path::new("/dev/zero")).unwrap_err();
+        assert!(error.message.contains("not a regular file"), "{}", error.message);
     }
 
     #[test]
