@@ -185,7 +185,7 @@ fn clean_message(field: &str, error: &YamlError) -> String {
     match error {
         YamlError::Budget { breach, .. } => return budget_message(breach),
         YamlError::DuplicateMappingKey { key: Some(key), .. } => {
-            return format!("the key {key} appears twice in this mapping; keep one");
+            return format!("the key `{key}` appears twice in this mapping; keep one");
         }
         YamlError::DuplicateMappingKey { key: None, .. } => {
             return "a key appears twice in this mapping; keep one".to_owned();
@@ -250,7 +250,9 @@ fn expected_scalar(field: &str) -> Option<&'static str> {
 
 fn budget_message(breach: &BudgetBreach) -> String {
     let excess = match breach {
-        BudgetBreach::Documents { .. } => "more than one YAML document; put each app in a file of its own".to_owned(),
+        BudgetBreach::Documents { .. } => {
+            return "the file has more than one YAML document; put each app in a file of its own".to_owned();
+        }
         BudgetBreach::Depth { .. } => "more than 32 levels of nesting".to_owned(),
         BudgetBreach::Aliases { .. } => "more than 100 aliases".to_owned(),
         BudgetBreach::Anchors { .. } => "more than 100 anchors".to_owned(),
@@ -258,7 +260,7 @@ fn budget_message(breach: &BudgetBreach) -> String {
         BudgetBreach::ScalarBytes { .. } => "more than 1 MiB of scalar text".to_owned(),
         other => format!("more than a YAML parser limit allows ({other:?})"),
     };
-    format!("the file has {excess}; a desired-state file describes one app in a few dozen lines")
+    format!("the file has {excess}, far more than a desired-state file needs; write the values out")
 }
 
 #[cfg(test)]
@@ -328,7 +330,7 @@ app:
     #[test]
     fn duplicate_key_message_names_key() {
         let error = parse(&VALID.replace("  name: sales\n", "  name: sales\n  name: crm\n")).unwrap_err();
-        assert_eq!(error.message, "the key name appears twice in this mapping; keep one");
+        assert_eq!(error.message, "the key `name` appears twice in this mapping; keep one");
     }
 
     #[test]
