@@ -143,8 +143,8 @@ fn check_json_run(case: &Case, output: &std::process::Output) -> Vec<String> {
     let file = case.file.display().to_string();
     let matches = |error: &Value| {
         error["file"] == Value::String(file.clone())
-            && error["line"] == Value::from(case.line)
-            && error["column"] == Value::from(case.column)
+            && error["line"].as_u64() == Some(case.line)
+            && error["column"].as_u64() == Some(case.column)
             && error["field"] == Value::String(case.field.clone())
             && error["message"].as_str().is_some_and(|message| message.contains(&case.message))
             && match &case.related {
