@@ -15,6 +15,9 @@ pub enum ApplyError {
         /// Its error output, or how it ended.
         output: String,
     },
+    /// A check before the first change found that the run could not finish.
+    #[error("{0} (nothing was changed)")]
+    Preflight(String),
     /// A step failed after earlier steps had changed the host.
     #[error("{cause}\nrolled back: {}", if rolled_back.is_empty() { "nothing".to_owned() } else { rolled_back.join(", ") })]
     RolledBack {

@@ -3,6 +3,8 @@
 mod commands;
 mod error;
 mod execute;
+mod preflight;
 
 pub use error::ApplyError;
 pub use execute::{Applied, apply_plan};
+pub use preflight::preflight;

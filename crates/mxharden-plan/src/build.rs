@@ -87,6 +87,10 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
 
     let account = check_account(host, app)?;
     let ids = account.as_ref().map(|a| AppIds { uid: a.uid, gid: a.gid });
+    // A --root tree has no processes of its own, so the host's ports tell nothing about it.
+    if host.live {
+        crate::ports::check_ports_free(app, ids, &crate::ports::host_listeners())?;
+    }
 
     let include_path = layout::m2ee_include(app);
     let state_path = layout::state_file(app);

@@ -10,6 +10,7 @@ pub mod error;
 pub mod host;
 pub mod m2ee;
 pub mod password;
+pub mod ports;
 pub mod runtime;
 pub mod state;
 pub mod steps;

@@ -29,6 +29,7 @@ pub fn check_apps_distinct(apps: &[AppSpec]) -> Vec<InputError> {
     }
     check_bases_apart(apps, &mut errors);
     check_tls_profiles_agree(apps, &mut errors);
+    check_files_outside_other_bases(apps, &mut errors);
     errors
 }
 
@@ -53,6 +54,33 @@ fn check_tls_profiles_agree(apps: &[AppSpec], errors: &mut Vec<InputError>) {
                 )
                 .with_related(&first.positions.tls_profile),
             );
+        }
+    }
+}
+
+/// Reports a TLS file or m2ee program that lies in another app's base
+/// folder, where mxharden hands files to that app's user.
+fn check_files_outside_other_bases(apps: &[AppSpec], errors: &mut Vec<InputError>) {
+    for app in apps {
+        let p = &app.positions;
+        let files = [
+            (&app.tls_certificate, &p.tls_certificate, "app.proxy.tls.certificate"),
+            (&app.tls_key, &p.tls_key, "app.proxy.tls.key"),
+            (&app.m2ee, &p.m2ee, "app.service.m2ee"),
+        ];
+        for (path, position, field) in files {
+            for other in apps.iter().filter(|other| other.name != app.name) {
+                if path.is_within(&other.base) {
+                    errors.push(
+                        InputError::new(
+                            position,
+                            field,
+                            format!("{path} lies in the base folder of app {}, whose user could replace it; keep it outside every app's folder", other.name),
+                        )
+                        .with_related(&other.positions.base),
+                    );
+                }
+            }
         }
     }
 }

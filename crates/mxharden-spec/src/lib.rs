@@ -22,7 +22,20 @@ pub use resolve::{ActiveWaiver, AppSpec, DEFAULT_CONTENT_SECURITY_POLICY, ProxyO
 pub fn load_apps(files: &[PathBuf], today: jiff::civil::Date) -> Result<Vec<AppSpec>, SpecErrors> {
     let mut apps = Vec::new();
     let mut errors = Vec::new();
+    let mut seen = Vec::new();
     for file in files {
+        // The same file twice would report every field as a conflict with itself.
+        let identity = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+        if seen.contains(&identity) {
+            let whole_file = Position {
+                file: file.clone(),
+                line: 0,
+                column: 0,
+            };
+            errors.push(InputError::new(&whole_file, "", "the file is given more than once; give each file once"));
+            continue;
+        }
+        seen.push(identity);
         let state = match parse::read_desired_state(file) {
             Ok(state) => state,
             Err(error) => {

@@ -182,9 +182,11 @@ pub enum TlsProfile {
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// PEM certificate, leaf first, then intermediates.
-    pub certificate: AbsPath,
+    #[schemars(with = "AbsPath")]
+    pub certificate: Spanned<AbsPath>,
     /// PEM private key, readable by root only.
-    pub key: AbsPath,
+    #[schemars(with = "AbsPath")]
+    pub key: Spanned<AbsPath>,
     /// Mozilla profile: `intermediate` (default) or `modern`. nginx picks
     /// the protocol version in its default server, before it reads the host
     /// name, so every nginx app on one host must use the same profile.
@@ -214,23 +216,17 @@ pub enum FirewallBackend {
 }
 
 /// The systemd unit that runs the app.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// The m2ee program that starts and stops the runtime. Default: `/usr/bin/m2ee`.
-    #[serde(default = "default_m2ee")]
-    pub m2ee: AbsPath,
+    #[serde(default)]
+    #[schemars(with = "Option<AbsPath>")]
+    pub m2ee: Option<Spanned<AbsPath>>,
 }
 
-impl Default for Service {
-    fn default() -> Self {
-        Service {
-            m2ee: default_m2ee(),
-        }
-    }
-}
-
-fn default_m2ee() -> AbsPath {
+/// The m2ee program used when `service.m2ee` is left out.
+pub fn default_m2ee() -> AbsPath {
     "/usr/bin/m2ee".parse().expect("default m2ee path is valid")
 }
 

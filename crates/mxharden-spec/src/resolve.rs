@@ -112,6 +112,12 @@ pub struct FieldPositions {
     pub admin_port: Position,
     /// `app.proxy.server_name`.
     pub server_name: Position,
+    /// `app.proxy.tls.certificate`.
+    pub tls_certificate: Position,
+    /// `app.proxy.tls.key`.
+    pub tls_key: Position,
+    /// `app.service.m2ee`, or `app.name` when the default is used.
+    pub m2ee: Position,
     /// `app.proxy.tls.profile`, or `app.proxy.server_name` when left out.
     pub tls_profile: Position,
 }
@@ -119,8 +125,18 @@ pub struct FieldPositions {
 /// Folders that an app base must neither be nor lie under.
 const FORBIDDEN_BASE_ROOTS: &[&str] = &["/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/tmp", "/var/tmp", "/root"];
 
+/// Longest app base, in bytes. mxharden derives paths up to a few hundred
+/// bytes longer (`<base>/runtimes/<version>/runtime/mxclientsystem`,
+/// `<base>/.m2ee/mxharden.yaml`), and each must stay below Linux's
+/// 4095-byte path limit.
+pub const BASE_MAX: usize = 1024;
+
 /// Folders too broad to become one app's base.
 const FORBIDDEN_BASE_EXACT: &[&str] = &["/srv", "/opt", "/var", "/home", "/var/lib", "/mnt", "/media"];
+
+/// Kernel file systems. A path there is no file that an operator placed, and
+/// reading one (e.g. `/proc/self/environ`) could leak another process's data.
+const KERNEL_ROOTS: &[&str] = &["/proc", "/sys", "/dev"];
 
 /// Resolves defaults and checks one parsed file; `today` decides waiver expiry.
 pub fn resolve_app(source: &Path, state: DesiredState, today: Date) -> Result<AppSpec, Vec<InputError>> {
@@ -187,6 +203,35 @@ pub fn resolve_app(source: &Path, state: DesiredState, today: Date) -> Result<Ap
         );
     }
 
+    let tls_certificate_position = at(app.proxy.tls.certificate.referenced);
+    let tls_key_position = at(app.proxy.tls.key.referenced);
+    let (m2ee, m2ee_position) = match &app.service.m2ee {
+        Some(m2ee) => (m2ee.value.clone(), at(m2ee.referenced)),
+        None => (crate::model::default_m2ee(), at(app.name.referenced)),
+    };
+    for (path, position, field) in [
+        (&app.proxy.tls.certificate.value, &tls_certificate_position, "app.proxy.tls.certificate"),
+        (&app.proxy.tls.key.value, &tls_key_position, "app.proxy.tls.key"),
+        (&m2ee, &m2ee_position, "app.service.m2ee"),
+    ] {
+        check_not_kernel_path(path, position, field, &mut errors);
+    }
+    for (path, position, field) in [
+        (&app.proxy.tls.certificate.value, &tls_certificate_position, "app.proxy.tls.certificate"),
+        (&app.proxy.tls.key.value, &tls_key_position, "app.proxy.tls.key"),
+    ] {
+        if path.is_within(&base) {
+            errors.push(
+                InputError::new(
+                    position,
+                    field,
+                    format!("{path} lies inside the app's base folder {base}, where mxharden hands files to the app user; keep TLS files outside it, e.g. under /etc/ssl"),
+                )
+                .with_related(&base_position),
+            );
+        }
+    }
+
     let proxy = resolve_proxy(source, &app.proxy, &mut errors);
     let waivers = resolve_waivers(source, &app.waivers, today, &mut errors);
     let server_name = app.proxy.server_name.value.clone();
@@ -213,12 +258,12 @@ pub fn resolve_app(source: &Path, state: DesiredState, today: Date) -> Result<Ap
         root_url,
         proxy_kind: app.proxy.kind,
         server_name,
-        tls_certificate: app.proxy.tls.certificate.clone(),
-        tls_key: app.proxy.tls.key.clone(),
+        tls_certificate: app.proxy.tls.certificate.value.clone(),
+        tls_key: app.proxy.tls.key.value.clone(),
         remote_addresses,
         proxy,
         firewall: app.firewall.backend,
-        m2ee: app.service.m2ee.clone(),
+        m2ee,
         waivers,
         positions: FieldPositions {
             name: at(app.name.referenced),
@@ -227,6 +272,9 @@ pub fn resolve_app(source: &Path, state: DesiredState, today: Date) -> Result<Ap
             runtime_port: runtime_port_position,
             admin_port: admin_port_position,
             server_name: at(app.proxy.server_name.referenced),
+            tls_certificate: tls_certificate_position,
+            tls_key: tls_key_position,
+            m2ee: m2ee_position,
             tls_profile: at(app.proxy.tls.profile.as_ref().map_or(app.proxy.server_name.referenced, |p| p.referenced)),
         },
     })
@@ -238,6 +286,17 @@ pub fn loopback_addresses() -> Vec<IpAddr> {
 }
 
 fn check_base(base: &AbsPath, position: &Position, errors: &mut Vec<InputError>) {
+    if base.as_str().len() > BASE_MAX {
+        errors.push(InputError::new(
+            position,
+            "app.base",
+            format!(
+                "the base folder has {} bytes; use at most {BASE_MAX}, so that the paths mxharden derives from it stay within Linux's 4095-byte limit",
+                base.as_str().len()
+            ),
+        ));
+        return;
+    }
     let under_system = FORBIDDEN_BASE_ROOTS
         .iter()
         .any(|root| base.is_within(&root.parse().expect("constant path is valid")));
@@ -247,6 +306,19 @@ fn check_base(base: &AbsPath, position: &Position, errors: &mut Vec<InputError>)
             position,
             "app.base",
             format!("{base} is a system folder; give the app a folder of its own, e.g. /srv/mendix/<name>"),
+        ));
+    }
+}
+
+fn check_not_kernel_path(path: &AbsPath, position: &Position, field: &str, errors: &mut Vec<InputError>) {
+    let in_kernel_fs = KERNEL_ROOTS
+        .iter()
+        .any(|root| path.is_within(&root.parse().expect("constant path is valid")));
+    if in_kernel_fs {
+        errors.push(InputError::new(
+            position,
+            field,
+            format!("{path} lies in a kernel file system (/proc, /sys or /dev); give the path of a regular file"),
         ));
     }
 }
@@ -265,6 +337,18 @@ fn check_listen(
             "the list of listen addresses is empty; leave the field out to listen on loopback",
         ));
         return;
+    }
+    for (index, address) in listen.iter().enumerate() {
+        if let Some(problem) = unusable_listen_address(address) {
+            errors.push(InputError::new(listen_position, "app.runtime.listen", format!("{address} {problem}")));
+        }
+        if listen[..index].contains(address) {
+            errors.push(InputError::new(
+                listen_position,
+                "app.runtime.listen",
+                format!("{address} is listed twice; list each address once"),
+            ));
+        }
     }
     let exposed = listen.iter().any(|address| !address.is_loopback());
     if exposed && remote.is_empty() {
@@ -294,8 +378,38 @@ fn check_listen(
     }
 }
 
+/// Says why the runtime cannot bind `address`, or `None` when it can.
+fn unusable_listen_address(address: &IpAddr) -> Option<String> {
+    match address {
+        IpAddr::V4(v4) if v4.is_multicast() || v4.is_broadcast() => {
+            Some("is a multicast or broadcast address; give an address of this host".to_owned())
+        }
+        IpAddr::V6(v6) if v6.is_multicast() => Some("is a multicast address; give an address of this host".to_owned()),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(|v4| format!("is an IPv4-mapped IPv6 address, which the firewall rules would not match; write it as {v4}")),
+        _ => None,
+    }
+}
+
 fn check_remote_addresses(remote: &[IpNet], position: &Position, errors: &mut Vec<InputError>) {
-    for network in remote {
+    for (index, network) in remote.iter().enumerate() {
+        if remote[..index].contains(network) {
+            errors.push(InputError::new(
+                position,
+                "app.proxy.remote_addresses",
+                format!("{network} is listed twice; list each network once"),
+            ));
+        }
+        let address = network.addr();
+        let special = address.is_loopback() || address.is_unspecified() || address.is_multicast();
+        if special && network.prefix_len() > 0 {
+            errors.push(InputError::new(
+                position,
+                "app.proxy.remote_addresses",
+                format!("{network} is a loopback, unspecified or multicast network, not a remote proxy host; list the proxy hosts' own addresses"),
+            ));
+        }
         if network.prefix_len() == 0 {
             errors.push(InputError::new(
                 position,
@@ -372,4 +486,42 @@ fn resolve_waivers(
         });
     }
     active
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_with_base(base: &str) -> DesiredState {
+        let text = format!(
+            "version: 1\napp:\n  name: sales\n  base: {base}\n  runtime:\n    port: 8000\n    admin_port: 8090\n  proxy:\n    kind: nginx\n    server_name: sales.example.com\n    tls:\n      certificate: /etc/ssl/certs/sales.pem\n      key: /etc/ssl/private/sales.key\n"
+        );
+        crate::parse::parse_desired_state(Path::new("app.yaml"), &text).expect("the file parses")
+    }
+
+    fn today() -> Date {
+        Date::new(2026, 1, 1).unwrap()
+    }
+
+    #[test]
+    fn base_near_path_limit_is_rejected() {
+        // A base that AbsPath accepts but whose derived paths would not fit:
+        // found by the parse_validate fuzz target, which panicked in join().
+        let base = format!("/srv/{}", vec!["a".repeat(200); 19].join("/"));
+        assert!(base.len() > BASE_MAX);
+        assert!(base.len() < 4095);
+        let errors = resolve_app(Path::new("app.yaml"), state_with_base(&base), today()).unwrap_err();
+        assert_eq!(errors[0].field, "app.base");
+        assert!(errors[0].message.contains("at most 1024"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn longest_base_derives_valid_paths() {
+        let mut base = format!("/srv/{}", vec!["a".repeat(200); 5].join("/"));
+        base.push_str(&"/b".repeat((BASE_MAX - base.len()) / 2));
+        let app = resolve_app(Path::new("app.yaml"), state_with_base(&base), today()).expect("a base of BASE_MAX bytes is valid");
+        assert!(app.base.as_str().len() + 2 > BASE_MAX);
+        let derived = app.base.join("runtimes").join(&"9".repeat(200)).join("runtime").join("mxclientsystem");
+        assert!(derived.as_str().len() < 4095);
+    }
 }

@@ -37,6 +37,9 @@ pub fn run(options: &GlobalOptions, args: &ApplyArgs) -> anyhow::Result<ExitCode
         plans.push(mxharden_plan::plan_app(&host, app, &plan_options)?);
     }
 
+    if !args.dry_run {
+        mxharden_apply::preflight(&host, &plans)?;
+    }
     let mut report = Report::new(args.dry_run);
     for mut plan in plans {
         let (notes, verified) = if args.dry_run {

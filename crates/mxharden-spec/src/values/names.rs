@@ -80,7 +80,7 @@ fn check_account_name(value: &str) -> Result<(), String> {
 fn check_dns_name(value: &str) -> Result<(), String> {
     let invalid = || {
         format!(
-            "invalid host name {value:?}: expected a lowercase name with at least two labels of letters, digits and inner hyphens, e.g. \"sales.example.com\""
+            "invalid host name {value:?}: expected a lowercase name with at least two labels of letters, digits and inner hyphens, the last not all digits, e.g. \"sales.example.com\""
         )
     };
     if value.is_empty() || value.len() > 253 {
@@ -88,6 +88,11 @@ fn check_dns_name(value: &str) -> Result<(), String> {
     }
     let labels: Vec<&str> = value.split('.').collect();
     if labels.len() < 2 {
+        return Err(invalid());
+    }
+    // A top-level label of digits only would make 10.0.0.1 a host name
+    // (RFC 3696, section 2), and no such top-level domain exists.
+    if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
         return Err(invalid());
     }
     for label in labels {
@@ -131,7 +136,7 @@ mod tests {
     #[test]
     fn dns_name_needs_two_lowercase_labels() {
         assert!(check_dns_name("sales.example.com").is_ok());
-        for name in ["localhost", "Sales.example.com", "-a.example.com", "a..b", "a.b.", "a b.c", "a;b.c"] {
+        for name in ["localhost", "Sales.example.com", "-a.example.com", "a..b", "a.b.", "a b.c", "a;b.c", "10.0.0.1", "sales.123"] {
             assert!(check_dns_name(name).is_err(), "{name:?}");
         }
     }

@@ -13,6 +13,9 @@ checked_string!(
 /// Longest accepted path, in bytes (Linux `PATH_MAX` less the terminating NUL).
 const PATH_MAX: usize = 4095;
 
+/// Longest accepted component, in bytes (Linux `NAME_MAX`).
+const NAME_MAX: usize = 255;
+
 fn check_abs_path(value: &str) -> Result<(), String> {
     let Some(relative) = value.strip_prefix('/') else {
         return Err(format!("invalid path {value:?}: expected an absolute path starting with '/'"));
@@ -38,6 +41,12 @@ fn check_abs_path(value: &str) -> Result<(), String> {
             "." | ".." => {
                 return Err(format!(
                     "invalid path {value:?}: '.' and '..' components are not allowed; write the normalized path"
+                ));
+            }
+            _ if component.len() > NAME_MAX => {
+                return Err(format!(
+                    "invalid path: a component has {} bytes; Linux allows at most {NAME_MAX}",
+                    component.len()
                 ));
             }
             _ => {}
@@ -99,6 +108,12 @@ mod tests {
         ] {
             assert!(check_abs_path(path).is_err(), "{path:?}");
         }
+    }
+
+    #[test]
+    fn abs_path_limits_component_length() {
+        assert!(check_abs_path(&format!("/srv/{}", "a".repeat(255))).is_ok());
+        assert!(check_abs_path(&format!("/srv/{}", "a".repeat(256))).is_err());
     }
 
     #[test]
