@@ -2,16 +2,17 @@
 //! sandbox whose entries (type, owner, mode, contents, and the set of names) must never
 //! change.
 //!
-//! - `planted_links_leave_canary_alone` plants a symbolic link (or, for files, a hard link)
-//!   at every position of every path that apply creates, opens, chowns or writes, in a fresh
-//!   sandbox and in one that was applied before, and runs apply once per position.
+//! - `planted_links_leave_canary_alone` plants a symbolic link (and, for files, also a hard
+//!   link) at every position of every path that apply creates, opens, chowns or writes. It
+//!   does so in a fresh sandbox and in one that was applied before, and runs apply once per
+//!   position.
 //! - `swap_race_leaves_canary_alone` lets a thread running as the app user swap folders and
 //!   files of a 20,000-file tree for links to the canary, in a tight loop, while apply walks
 //!   the tree.
 //!
 //! The canary entries are owned by a uid that no sandbox account has, with modes 0755 and
-//! 0644, so a followed link would show up as a changed owner or mode (the app user's ids and
-//! 0700 or 0600), changed contents, or a new entry.
+//! 0644. So a followed link would show up as a changed owner or mode (the app user's ids and
+//! 0700 or 0600), as changed contents, or as a new entry.
 
 mod support;
 
@@ -65,8 +66,8 @@ enum Plant {
     LinkToFolder,
     /// A symbolic link to a file in the canary folder.
     LinkToFile,
-    /// A hard link to a canary file that holds what apply wants the file to hold, so that
-    /// apply sees the right contents with the wrong owner and mode.
+    /// A hard link to a canary file with the contents that apply writes there, so that apply
+    /// finds the right contents with the wrong owner and mode.
     HardLink,
 }
 
@@ -81,7 +82,7 @@ struct Case {
 struct Reference {
     /// Positions to attack, parents first.
     positions: Vec<String>,
-    /// Positions that hold a folder (or lie above one) after the apply.
+    /// Positions with a folder (or above one) after the apply.
     folders: BTreeSet<String>,
     /// Contents of every regular file at a position after the apply.
     files: Vec<(String, Vec<u8>)>,
@@ -146,9 +147,9 @@ fn planted_links_leave_canary_alone() {
     assert!(failures.is_empty(), "{} of the planted-link cases failed:\n\n{}", failures.len(), failures.join("\n\n"));
 }
 
-/// Applies the example app to a fresh sandbox and lists every position to attack: the
-/// resources of the JSON report, the documented paths, the unlisted paths, every entry of
-/// the example's model/ and data/ trees, and every parent folder of each.
+/// Applies the example app to a fresh sandbox and lists every position to attack. These are
+/// the resources of the JSON report, the documented and the unlisted paths, and every entry
+/// of the example's model/ and data/ trees, each with every parent folder.
 fn learn_reference() -> Reference {
     let sandbox = Sandbox::new();
     let mut paths: BTreeSet<String> = BTreeSet::new();
@@ -393,9 +394,9 @@ fn swap_until_stopped(data: &Path, canary_dir: &Path, canary_file: &Path, stop: 
     }
     let decoy = |target: &Path| target.with_extension("swap");
 
-    // Swapping every target, then every target back, keeps each name a link half of the
-    // time, so the walk meets links when it lists a folder and also between its lstat and
-    // its open of an entry.
+    // Swapping every target, then every target back, keeps each name a link about half of
+    // the time. So the walk meets links where it expects folders and files, and a swap can
+    // also fall between its lstat and its open of an entry.
     while !stop.load(Ordering::SeqCst) {
         for (target, link_target) in &targets {
             let decoy = decoy(target);

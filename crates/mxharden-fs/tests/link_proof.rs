@@ -184,3 +184,15 @@ fn lock_names_holder_after_timeout() {
     let message = error.to_string();
     assert!(message.contains("pid 4242"), "{message}");
 }
+
+#[test]
+fn lock_rejects_hard_linked_file() {
+    let (root, _outside, canary) = sandbox();
+    fs::hard_link(&canary.path, root.path().join("mxharden.lock")).unwrap();
+    let dir = RootDir::open(root.path()).unwrap();
+    let error = RunLock::acquire(&dir, "/mxharden.lock", "pid 4242", Duration::from_secs(1))
+        .err()
+        .expect("a lock file with a second link must be rejected");
+    assert!(matches!(error, FsError::WrongType { .. }), "{error}");
+    canary.assert_untouched();
+}

@@ -158,14 +158,18 @@ pub fn check_nft_rules(rules: &str, live: bool) -> Result<CheckOutcome, PlanErro
 /// which collides with the catch-all servers of the shared http file. The
 /// stock Debian site `sites-enabled/default` does.
 pub fn check_foreign_default_servers(host: &Host) -> Result<(), PlanError> {
-    for folder in ["/etc/nginx/sites-enabled", "/etc/nginx/conf.d"] {
+    // Debian's nginx.conf includes `conf.d/*.conf` and `sites-enabled/*`;
+    // like glob(3), `*` matches no name that starts with a dot, so a
+    // leftover temporary file is never loaded and is not looked at here.
+    for (folder, suffix) in [("/etc/nginx/sites-enabled", ""), ("/etc/nginx/conf.d", ".conf")] {
         let Ok(entries) = std::fs::read_dir(host.host_path(folder)) else {
             continue;
         };
         let mut names: Vec<String> = entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         for name in names {
-            if name.starts_with("mxharden-") || name.contains('/') {
+            let included = !name.starts_with('.') && name.ends_with(suffix);
+            if !included || name.starts_with("mxharden-") || name.contains('/') {
                 continue;
             }
             let path = format!("{folder}/{name}");
@@ -193,6 +197,20 @@ pub fn check_foreign_default_servers(host: &Host) -> Result<(), PlanError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_server_scan_skips_files_nginx_ignores() {
+        let root = tempfile::tempdir().unwrap();
+        let conf_d = root.path().join("etc/nginx/conf.d");
+        std::fs::create_dir_all(&conf_d).unwrap();
+        let claim = "server {\n    listen 80 default_server;\n}\n";
+        std::fs::write(conf_d.join(".mxharden-00-http.conf.mxharden-0123456789abcdef"), claim).unwrap();
+        std::fs::write(conf_d.join("notes.txt"), claim).unwrap();
+        let host = Host::sandbox(root.path()).unwrap();
+        assert!(check_foreign_default_servers(&host).is_ok());
+        std::fs::write(conf_d.join("other.conf"), claim).unwrap();
+        assert!(check_foreign_default_servers(&host).is_err());
+    }
 
     #[test]
     fn openssl_version_prefers_running() {

@@ -26,10 +26,10 @@ pub const BASE: &str = "/srv/mendix/sales";
 /// The app's account name, derived from the app name `sales`.
 pub const APP_USER: &str = "mx-sales";
 
-/// The generated file that holds the admin password.
+/// The generated file that contains the admin password.
 pub const SECRET_FILE: &str = "/srv/mendix/sales/.m2ee/mxharden.yaml";
 
-/// mxharden's record of the app, which holds the argon2id hash of the admin password.
+/// mxharden's record of the app, which contains the argon2id hash of the admin password.
 pub const STATE_FILE: &str = "/var/lib/mxharden/apps/sales.json";
 
 pub fn repository_root() -> PathBuf {
@@ -70,7 +70,25 @@ impl Sandbox {
         sandbox
     }
 
-    /// The temporary folder that holds the root, the desired-state file and canaries.
+    /// Creates a sandbox with a copy of `template`'s root and desired-state file, keeping
+    /// owners and modes (`cp -a`).
+    pub fn copy_of(template: &Sandbox) -> Sandbox {
+        let folder = tempfile::tempdir().expect("create a temporary folder");
+        std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("make the temporary folder traversable");
+        let output = Command::new("cp")
+            .arg("-a")
+            .arg(template.root())
+            .arg(folder.path().join("root"))
+            .output()
+            .expect("run cp");
+        assert!(output.status.success(), "cp -a failed: {}", describe(&output));
+        std::fs::copy(template.spec(), folder.path().join("app.yaml")).expect("copy the desired-state file");
+        Sandbox { folder }
+    }
+
+    /// Returns the temporary folder that contains the root, the desired-state file and
+    /// canaries.
     pub fn folder(&self) -> &Path {
         self.folder.path()
     }
@@ -187,7 +205,7 @@ pub fn describe(output: &Output) -> String {
     )
 }
 
-/// Type, owner, mode and contents (or link target) of one entry, as `lstat` sees it.
+/// Type, owner, mode and contents (or link target) of one entry, as `lstat` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryRecord {
     pub kind: &'static str,
@@ -365,9 +383,10 @@ pub fn is_temporary_name(name: &OsStr) -> bool {
 /// Spawns a thread that runs `work` with the kernel credentials of `uid` and `gid` and no
 /// supplementary groups.
 ///
-/// `setresuid(2)` and friends, called as raw system calls, change only the calling thread's
-/// credentials, and the kernel checks every file access against the calling thread's
-/// credentials. Leaving uid 0 also clears the thread's capabilities. So the thread has
+/// `setresuid(2)`, `setresgid(2)` and `setgroups(2)`, called as raw system calls, change
+/// only the calling thread's credentials, and the kernel checks every file access against
+/// the calling thread's credentials. Leaving uid 0 also clears the thread's capabilities
+/// (capabilities(7)). So the thread has
 /// exactly the file access of a process running as `uid`, while the rest of the test process
 /// stays root. The thread checks this before `work` starts: it must fail to list a folder of
 /// mode 0700 owned by root.
