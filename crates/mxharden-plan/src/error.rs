@@ -41,6 +41,18 @@ pub enum PlanError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// A file that an access rule names cannot serve it.
+    #[error("{position}: {field}: {path}: {message}")]
+    InvalidAccessFile {
+        /// Where the desired-state file names it, as `file:line:column`.
+        position: String,
+        /// The field, e.g. `app.proxy.access[0].basic_auth`.
+        field: String,
+        /// The file, as the host sees it.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A required program is missing.
     #[error("{program} is not installed or not on PATH; {hint}")]
     MissingTool {

@@ -169,11 +169,25 @@ pub struct AccessRuleView {
     pub satisfy: String,
     /// Client networks that pass the address check.
     pub allow_from: Vec<String>,
+    /// The IPv4 networks of `allow_from` as address and subnet mask, as
+    /// IIS's `ipSecurity` takes them.
+    pub allow_from_masks: Vec<AddressMaskView>,
+    /// The prefix without its leading `/`, as IIS's `location path` takes it.
+    pub location_path: String,
     /// htpasswd file for basic authentication.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<String>,
     /// Whether a verified client certificate passes this rule's check.
     pub client_certificate: bool,
+}
+
+/// An IPv4 network as address and subnet mask.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressMaskView {
+    /// Network address, e.g. `198.51.100.0`.
+    pub address: String,
+    /// Subnet mask, e.g. `255.255.255.0`.
+    pub mask: String,
 }
 
 /// One response header.
@@ -266,6 +280,18 @@ fn access_view(app: &AppSpec) -> AccessView {
             Satisfy::Any => "any".to_owned(),
         },
         allow_from: rule.allow_from.iter().map(ToString::to_string).collect(),
+        allow_from_masks: rule
+            .allow_from
+            .iter()
+            .filter_map(|network| match network {
+                mxharden_spec::values::IpNet::V4(v4) => Some(AddressMaskView {
+                    address: v4.network().to_string(),
+                    mask: v4.netmask().to_string(),
+                }),
+                mxharden_spec::values::IpNet::V6(_) => None,
+            })
+            .collect(),
+        location_path: rule.prefix.base().trim_start_matches('/').to_owned(),
         basic_auth: rule.basic_auth.as_ref().map(ToString::to_string),
         client_certificate: rule.client_certificate.is_some(),
     };

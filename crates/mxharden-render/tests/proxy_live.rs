@@ -494,6 +494,10 @@ fn access_rules_fence_paths() {
     assert_eq!(live.get_from(&live.client, "/all/no-password", &cert_args(&partner)).status, 401);
     assert_eq!(live.get_from(&live.client, "/all/no-certificate", &basic_credentials(BASIC_AUTH_PASSWORD)).status, 403);
     assert_eq!(live.get_from(&outsider, "/all/outsider", &both).status, 403);
+    // The first failing check answers: allow_from before basic_auth before
+    // client_certificate.
+    assert_eq!(live.get_from(&outsider, "/all/nothing", &none).status, 403);
+    assert_eq!(live.get_from(&live.client, "/all/nothing", &none).status, 401);
     for path in ["/all/no-password", "/all/no-certificate", "/all/outsider"] {
         assert!(live.stub_entries(path).is_empty(), "{path} reached the runtime");
     }

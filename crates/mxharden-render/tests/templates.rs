@@ -603,10 +603,12 @@ fn maximal_rules_pass_nft() {
 }
 
 /// The maximal desired state with kind iis, without the access checks that
-/// IIS cannot express (client certificates and basic authentication).
+/// IIS cannot express (client certificates, basic authentication and IPv6
+/// allow-lists).
 fn maximal_iis_app() -> String {
     MAXIMAL_APP
         .replace("kind: nginx", "kind: iis")
+        .replace(r#", "2001:db8:5::/48""#, "")
         .lines()
         .filter(|line| !line.contains("basic_auth:") && !line.contains("client_certificate:"))
         .map(|line| format!("{line}\n"))
@@ -648,4 +650,46 @@ fn web_config_sets_https_variables() {
         .find(|node| node.has_tag_name("action"))
         .and_then(|node| node.attribute("url"));
     assert_eq!(action, Some("http://192.0.2.10:8000/{R:1}"));
+}
+
+#[test]
+fn web_config_fences_paths_with_ip_security() {
+    let app = app_from_text(&maximal_iis_app());
+    let context = RenderContext::new(&app, None);
+    let artifacts = render_app(&engine(), &app, &context, &password()).expect("the IIS app renders");
+    let web_config = artifact(&artifacts, ArtifactKind::IisWebConfig);
+    let document = roxmltree::Document::parse(&web_config.contents)
+        .unwrap_or_else(|error| panic!("web.config is not XML: {error}\n{}", web_config.contents));
+    let entries = |security: roxmltree::Node| -> Vec<(String, String)> {
+        let ip_security = security.children().find(|node| node.has_tag_name("ipSecurity")).expect("an ipSecurity element");
+        assert_eq!(ip_security.attribute("allowUnlisted"), Some("false"));
+        ip_security
+            .children()
+            .filter(|node| node.has_tag_name("add"))
+            .map(|add| {
+                assert_eq!(add.attribute("allowed"), Some("true"));
+                (add.attribute("ipAddress").unwrap().to_owned(), add.attribute("subnetMask").unwrap().to_owned())
+            })
+            .collect()
+    };
+
+    // The rule for / sits in the site's own security section.
+    let root = document.root_element();
+    let site_security = root
+        .children()
+        .find(|node| node.has_tag_name("system.webServer"))
+        .and_then(|web_server| web_server.children().find(|node| node.has_tag_name("security")))
+        .expect("the site's security section");
+    assert_eq!(entries(site_security), [("192.0.2.0".to_owned(), "255.255.255.0".to_owned())]);
+
+    // The rule for /rest/ is a location of its own that drops the site's entries.
+    let location = root.children().find(|node| node.has_tag_name("location")).expect("a location for /rest/");
+    assert_eq!(location.attribute("path"), Some("rest"));
+    let security = location.descendants().find(|node| node.has_tag_name("security")).unwrap();
+    let ip_security = security.children().find(|node| node.has_tag_name("ipSecurity")).unwrap();
+    assert!(ip_security.children().any(|node| node.has_tag_name("clear")), "the location keeps the site's entries");
+    assert_eq!(entries(security), [("198.51.100.0".to_owned(), "255.255.255.0".to_owned())]);
+
+    let script = artifact(&artifacts, ArtifactKind::IisScript);
+    assert!(script.contents.contains("unlock config -section:system.webServer/security/ipSecurity"), "{}", script.contents);
 }

@@ -76,7 +76,16 @@ pub(crate) fn resolve_access(source: &Path, kind: ProxyKind, rules: &[model::Acc
 
         let allow_from = match &rule.allow_from {
             Some(networks) => {
-                check_allow_from(&networks.value, &at(networks.referenced), &format!("{field}.allow_from"), errors);
+                let position = at(networks.referenced);
+                check_allow_from(&networks.value, &position, &format!("{field}.allow_from"), errors);
+                if let (Some(v6), ProxyKind::Iis) = (networks.value.iter().find(|n| matches!(n, IpNet::V6(_))), kind) {
+                    // IIS documents ipSecurity ranges for IPv4 only.
+                    errors.push(InputError::new(
+                        &position,
+                        &format!("{field}.allow_from"),
+                        format!("{v6}: IIS's ipSecurity takes IPv4 networks only; list IPv4 networks with kind iis"),
+                    ));
+                }
                 networks.value.clone()
             }
             None => Vec::new(),
