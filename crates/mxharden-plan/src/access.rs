@@ -1,6 +1,6 @@
 //! Checks of the files that the proxy's access rules name, before nginx is
-//! given them: the client CA must hold a CA certificate, and the htpasswd
-//! file `user:hash` lines that nginx can check.
+//! given them. The client CA file must contain a CA certificate, and the
+//! htpasswd file must contain `user:hash` lines that nginx can check.
 
 use x509_parser::pem::Pem;
 
@@ -104,17 +104,17 @@ fn check_htpasswd(host: &Host, app: &AppSpec, rule: &AccessRule, path: &AbsPath)
     let mut warnings = Vec::new();
     let file = crate::certs::resolve_links(host, path)?;
     if let Some(meta) = host.root.meta(&file)? {
-        let shown = host.host_path(path.as_str());
+        let host_file = host.host_path(path.as_str());
         if meta.mode & 0o004 != 0 {
             warnings.push(format!(
                 "{}: every user may read the password hashes (mode {:04o}); run chmod 0640 and chgrp www-data (the group nginx's workers run as on Debian)",
-                shown.display(),
+                host_file.display(),
                 meta.mode
             ));
         } else if meta.mode & 0o040 == 0 && meta.uid == 0 {
             warnings.push(format!(
                 "{}: nginx's worker processes read this file on every request, but only root may read it (mode {:04o}), so {} would answer 500; run chgrp www-data and chmod 0640",
-                shown.display(),
+                host_file.display(),
                 meta.mode,
                 rule.prefix
             ));

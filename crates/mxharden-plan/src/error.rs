@@ -44,13 +44,13 @@ pub enum PlanError {
     /// A file that an access rule names cannot serve it.
     #[error("{position}: {field}: {path}: {message}")]
     InvalidAccessFile {
-        /// Where the desired-state file names it, as `file:line:column`.
+        /// Position of the field in the desired-state file, as `file:line:column`.
         position: String,
         /// The field, e.g. `app.proxy.access[0].basic_auth`.
         field: String,
-        /// The file, as the host sees it.
+        /// The file's path on the host.
         path: PathBuf,
-        /// What is wrong and what to do.
+        /// The problem and the next step.
         message: String,
     },
     /// A required program is missing.

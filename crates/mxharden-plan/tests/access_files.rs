@@ -161,8 +161,8 @@ fn htpasswd_mode_draws_warnings() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("every user may read the password hashes"), "{}", warnings[0]);
 
-    // The file of a sandbox tree belongs to whoever runs the test; the
-    // warning is for a file that only root may read.
+    // The file of a sandbox tree belongs to the user who runs the test, and
+    // the warning is for a file that only root may read.
     if nix::unistd::geteuid().is_root() {
         tree.write(HTPASSWD_PATH, APR1_LINE.as_bytes(), 0o600);
         let warnings = tree.check().unwrap();

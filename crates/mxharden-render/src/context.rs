@@ -146,7 +146,7 @@ pub struct AccessView {
     pub site_rules: Vec<AccessRuleView>,
     /// The other rules, each rendered as locations of its own. Rules on
     /// paths that the site denies are left out, so those paths keep
-    /// answering 404.
+    /// returning 404.
     pub rules: Vec<AccessRuleView>,
     /// The CA file that client certificates must verify against, when a
     /// rule checks them; nginx takes it once per server.
@@ -159,9 +159,10 @@ pub struct AccessView {
 pub struct AccessRuleView {
     /// The fenced path without its trailing `/`, or `/` for the whole site.
     pub prefix: String,
-    /// Which built-in location the path would reach without the rule, and
-    /// so how the rule's locations pass requests on: `runtime` (static
-    /// files from `web/`, else the runtime), `websocket` or `upload`.
+    /// Kind of the built-in location that the path would reach without the
+    /// rule, which decides how the rule's locations pass requests on:
+    /// `runtime` (static files from `web/`, else the runtime), `websocket`
+    /// or `upload`.
     pub kind: String,
     /// Name of the rule's named location, without the `@`.
     pub name: String,
@@ -260,7 +261,7 @@ fn join_addresses(addresses: &[IpAddr]) -> String {
 
 /// Builds the access view. A rule whose path the site denies (`*-doc` and
 /// `/debugger` unless exposed) is left out, because the denying location
-/// must keep answering 404 to every client.
+/// must keep returning 404 to every client.
 fn access_view(app: &AppSpec) -> AccessView {
     let denied = |rule: &AccessRule| {
         let segment = rule.prefix.first_segment();

@@ -329,7 +329,8 @@ fn modern_profile_passes_sslyze() {
     assert_eq!(docs.header("x-frame-options"), Some("DENY"));
 }
 
-/// A namespace on a network of its own, linked to the server of `live`.
+/// Creates a namespace on a network of its own and links it to the server
+/// of `live`.
 fn link_outsider(live: &LiveProxy, prefix: &str) -> Netns {
     let outsider = Netns::create(&format!("{prefix}-out")).expect("outsider namespace");
     veth_pair(&outsider, &live.server, OUTSIDER_V4, SERVER_OUTSIDER_V4, "fd00:233::1", "fd00:233::2").expect("outsider veth pair");
@@ -420,7 +421,8 @@ fn access_rules_fence_paths() {
     let none: Vec<String> = Vec::new();
 
     // allow_from: the client's network reaches the runtime with the full
-    // forwarded-header set; the outsider gets 403 and the runtime sees nothing.
+    // forwarded-header set. The outsider gets 403 and the runtime receives
+    // nothing.
     let allowed = live.get_from(&live.client, "/rest/x", &none);
     assert_eq!(allowed.status, 200, "{}", allowed.body);
     assert_security_headers("allowed /rest/x", &allowed);
@@ -449,14 +451,14 @@ fn access_rules_fence_paths() {
     assert_eq!(live.get_from(&outsider, "/rest/static.txt", &none).status, 403);
 
     // Paths outside every rule are unaffected, for the outsider too, even
-    // though the server asks every client for a certificate.
+    // though the server requests a certificate from every client.
     assert_eq!(live.get_from(&outsider, "/", &none).body, "mxharden-index\n");
     assert_eq!(live.get_from(&outsider, "/xas/", &none).status, 200);
     assert_eq!(live.stub_entries("/xas/").len(), 1);
     assert_eq!(live.get_from(&outsider, "/restricted", &none).status, 200, "/rest must not cover /restricted");
 
-    // client_certificate: a certificate from the CA passes, none gives 403,
-    // and one from another CA fails verification: nginx answers 400, on
+    // client_certificate: a certificate from the CA passes and none gives
+    // 403. One from another CA fails verification, so nginx returns 400 on
     // this path and on every other.
     assert_eq!(live.get_from(&outsider, "/mtls/x", &none).status, 403);
     assert!(live.stub_entries("/mtls/x").is_empty());
@@ -467,7 +469,7 @@ fn access_rules_fence_paths() {
     assert_eq!(live.get_from(&outsider, "/xas/foreign", &cert_args(&foreign)).status, 400);
 
     // basic_auth: 401 with a challenge without or with wrong credentials,
-    // 200 with them; the runtime never sees the credentials.
+    // 200 with them. The runtime never receives the credentials.
     let challenge = live.get_from(&outsider, "/basic/x", &none);
     assert_eq!(challenge.status, 401);
     assert!(challenge.header("www-authenticate").is_some_and(|value| value.starts_with("Basic ")), "{:?}", challenge.headers);
@@ -494,8 +496,8 @@ fn access_rules_fence_paths() {
     assert_eq!(live.get_from(&live.client, "/all/no-password", &cert_args(&partner)).status, 401);
     assert_eq!(live.get_from(&live.client, "/all/no-certificate", &basic_credentials(BASIC_AUTH_PASSWORD)).status, 403);
     assert_eq!(live.get_from(&outsider, "/all/outsider", &both).status, 403);
-    // The first failing check answers: allow_from before basic_auth before
-    // client_certificate.
+    // The first failing check sets the status, in the order allow_from,
+    // basic_auth, client_certificate.
     assert_eq!(live.get_from(&outsider, "/all/nothing", &none).status, 403);
     assert_eq!(live.get_from(&live.client, "/all/nothing", &none).status, 401);
     for path in ["/all/no-password", "/all/no-certificate", "/all/outsider"] {

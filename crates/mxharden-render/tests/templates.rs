@@ -550,8 +550,8 @@ fn assert_nginx_accepts(app: &AppSpec, context: &RenderContext) {
     let folder = tempfile::tempdir().expect("create a temporary folder");
     write_test_certificate(folder.path(), app);
     if let Some(ca) = &context.access.client_ca {
-        // nginx -t loads the client CA file; the self-signed server
-        // certificate stands in for it.
+        // nginx -t loads the client CA file, so the self-signed server
+        // certificate is copied there.
         let target = folder.path().join(&ca[1..]);
         std::fs::create_dir_all(target.parent().expect("a CA path has a folder")).expect("create the CA folder");
         std::fs::copy(folder.path().join(app.tls_certificate.relative()), &target).expect("copy the client CA");
@@ -602,7 +602,7 @@ fn maximal_rules_pass_nft() {
     assert_nft_accepts(rules);
 }
 
-/// The maximal desired state with kind iis, without the access checks that
+/// Returns the maximal desired state with kind iis, without the access checks that
 /// IIS cannot express (client certificates, basic authentication and IPv6
 /// allow-lists).
 fn maximal_iis_app() -> String {

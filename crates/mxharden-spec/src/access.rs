@@ -9,7 +9,7 @@ use crate::error::{InputError, Position};
 use crate::model::{self, ProxyKind, Satisfy};
 use crate::values::{AbsPath, PathPrefix};
 
-/// Most access rules one app may have.
+/// Maximum number of access rules per app.
 const MAX_RULES: usize = 64;
 
 /// First path segments that the proxy serves from its own folders, so a
@@ -28,15 +28,17 @@ pub struct AccessRule {
     pub client_certificate: Option<AbsPath>,
     /// htpasswd file for HTTP basic authentication.
     pub basic_auth: Option<AbsPath>,
-    /// How the checks combine.
+    /// Combination of the checks: `all` or `any`.
     pub satisfy: Satisfy,
     /// Field path of the rule, e.g. `app.proxy.access[0]`.
     #[serde(skip)]
     pub field: String,
-    /// Where `client_certificate` was written, for errors about the file.
+    /// Position of `client_certificate` in the desired-state file, for
+    /// errors about the file.
     #[serde(skip)]
     pub client_certificate_position: Option<Position>,
-    /// Where `basic_auth` was written, for errors about the file.
+    /// Position of `basic_auth` in the desired-state file, for errors
+    /// about the file.
     #[serde(skip)]
     pub basic_auth_position: Option<Position>,
 }

@@ -150,8 +150,8 @@ pub struct AccessRule {
     #[serde(default)]
     #[schemars(with = "Option<AbsPath>")]
     pub client_certificate: Option<Spanned<AbsPath>>,
-    /// htpasswd file (`user:hash` lines) that the operator maintains; the
-    /// proxy asks for HTTP basic authentication against it.
+    /// htpasswd file (`user:hash` lines) that the operator maintains. The
+    /// proxy requires HTTP basic authentication against it.
     #[serde(default)]
     #[schemars(with = "Option<AbsPath>")]
     pub basic_auth: Option<Spanned<AbsPath>>,
@@ -162,7 +162,7 @@ pub struct AccessRule {
     pub satisfy: Option<Spanned<Satisfy>>,
 }
 
-/// How the checks of one access rule combine.
+/// Combination of the checks of one access rule.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Satisfy {

@@ -214,15 +214,15 @@ fn iis_rejects_what_it_cannot_express() {
     let file = write(dir.path(), "sales", 8000, &access(rules));
     let text = std::fs::read_to_string(&file).unwrap().replace("kind: nginx", "kind: iis");
     std::fs::write(&file, text).unwrap();
-    let found = errors(&[file.clone()]);
+    let found = errors(std::slice::from_ref(&file));
     let fields: Vec<&str> = found.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["app.proxy.access[0].client_certificate", "app.proxy.access[0].basic_auth"], "{found:?}");
     assert!(found[0].message.contains("not supported with kind iis"), "{}", found[0]);
 
     // An allow-list alone is what IIS can express.
     let text = std::fs::read_to_string(&file).unwrap();
-    let kept: String = text.lines().filter(|line| !line.contains("client_certificate") && !line.contains("basic_auth") && !line.contains("satisfy")).map(|line| format!("{line}\n")).collect();
-    std::fs::write(&file, kept).unwrap();
+    let allow_list_only: String = text.lines().filter(|line| !line.contains("client_certificate") && !line.contains("basic_auth") && !line.contains("satisfy")).map(|line| format!("{line}\n")).collect();
+    std::fs::write(&file, allow_list_only).unwrap();
     let app = load_apps(&[file], today_utc()).unwrap().remove(0);
     assert_eq!(app.proxy.access.len(), 1);
 }
