@@ -22,7 +22,7 @@ fn schema_describes_app_fields() {
     assert!(required.contains(&Value::from("app")), "{schema}");
     assert!(required.contains(&Value::from("version")), "{schema}");
     let text = schema.to_string();
-    for field in ["server_name", "admin_port", "remote_addresses", "waivers"] {
+    for field in ["server_name", "admin_port", "remote_addresses", "waivers", "access", "allow_from", "client_certificate", "basic_auth", "satisfy"] {
         assert!(text.contains(field), "the schema lacks {field}");
     }
 }

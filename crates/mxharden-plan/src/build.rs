@@ -159,12 +159,13 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
     })
 }
 
-/// Checks the certificate and key, and fills in what the nginx files need
-/// from the host: the key exchange groups and, for OCSP stapling, the
-/// name servers.
+/// Checks the certificate, the key and the files of the access rules, and
+/// fills in what the nginx files need from the host: the key exchange
+/// groups and, for OCSP stapling, the name servers.
 fn prepare_nginx(host: &Host, app: &AppSpec, context: &mut RenderContext, warnings: &mut Vec<String>) -> Result<(), PlanError> {
     let findings = certs::check_certificate(host, app, jiff::Timestamp::now())?;
     warnings.extend(findings.warnings);
+    warnings.extend(crate::access::check_access_files(host, app)?);
     if let Some(responder) = findings.ocsp_responder {
         let resolvers = certs::resolvers(host)?;
         if resolvers.is_empty() {

@@ -41,7 +41,7 @@ fn invalid(host: &Host, path: &AbsPath, message: impl Into<String>) -> PlanError
 /// Resolves symbolic links in the last component of `path` (as certbot's
 /// `live/` folder uses them) without leaving the host root, and returns the
 /// path of the file itself.
-fn resolve_links(host: &Host, path: &AbsPath) -> Result<String, PlanError> {
+pub(crate) fn resolve_links(host: &Host, path: &AbsPath) -> Result<String, PlanError> {
     let mut current = path.as_str().to_owned();
     for _ in 0..8 {
         match host.root.meta(&current)? {
@@ -63,6 +63,16 @@ fn resolve_links(host: &Host, path: &AbsPath) -> Result<String, PlanError> {
         }
     }
     Err(invalid(host, path, "too many levels of symbolic links"))
+}
+
+/// Reads the file at `path` after following its links as
+/// [`resolve_links`] does; `None` when nothing exists at `path`.
+pub(crate) fn read_linked_file(host: &Host, path: &AbsPath, limit: u64) -> Result<Option<Vec<u8>>, PlanError> {
+    if host.root.meta(path.as_str())?.is_none() {
+        return Ok(None);
+    }
+    let file = resolve_links(host, path)?;
+    Ok(host.root.read_file(&file, limit)?)
 }
 
 fn read_pem_file(host: &Host, path: &AbsPath) -> Result<Vec<u8>, PlanError> {

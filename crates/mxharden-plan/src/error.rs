@@ -41,6 +41,18 @@ pub enum PlanError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// A file that an access rule names cannot serve it.
+    #[error("{position}: {field}: {path}: {message}")]
+    InvalidAccessFile {
+        /// Position of the field in the desired-state file, as `file:line:column`.
+        position: String,
+        /// The field, e.g. `app.proxy.access[0].basic_auth`.
+        field: String,
+        /// The file's path on the host.
+        path: PathBuf,
+        /// The problem and the next step.
+        message: String,
+    },
     /// A required program is missing.
     #[error("{program} is not installed or not on PATH; {hint}")]
     MissingTool {

@@ -1,6 +1,7 @@
 //! Observing the host and planning the changes that bring each app to its
 //! desired state. Nothing here writes to the managed tree.
 
+pub mod access;
 pub mod accounts;
 pub mod build;
 pub mod certs;

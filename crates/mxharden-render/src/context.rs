@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use mxharden_spec::{AppSpec, FrameAncestors, TlsProfile};
+use mxharden_spec::{AccessRule, AppSpec, FrameAncestors, Satisfy, TlsProfile};
 
 use crate::layout;
 
@@ -44,6 +44,8 @@ pub struct RenderContext {
     pub runtime: RuntimeView,
     /// Proxy settings.
     pub proxy: ProxyView,
+    /// Per-path access rules of the proxy.
+    pub access: AccessView,
     /// Settings that nginx applies to every site on the host.
     pub nginx: NginxHostView,
     /// Firewall settings.
@@ -135,6 +137,60 @@ pub struct ProxyView {
     pub ocsp_resolvers: Vec<String>,
 }
 
+/// Per-path access rules, split by how the nginx site applies them.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessView {
+    /// The rule with prefix `/`, if any, as a list of at most one, so that
+    /// each location of the site loops over it. Every location applies it
+    /// unless a rule with a longer prefix covers the path.
+    pub site_rules: Vec<AccessRuleView>,
+    /// The other rules, each rendered as locations of its own. Rules on
+    /// paths that the site denies are left out, so those paths keep
+    /// returning 404.
+    pub rules: Vec<AccessRuleView>,
+    /// The CA file that client certificates must verify against, when a
+    /// rule checks them; nginx takes it once per server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<String>,
+}
+
+/// One access rule, as the templates use it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessRuleView {
+    /// The fenced path without its trailing `/`, or `/` for the whole site.
+    pub prefix: String,
+    /// Kind of the built-in location that the path would reach without the
+    /// rule, which decides how the rule's locations pass requests on:
+    /// `runtime` (static files from `web/`, else the runtime), `websocket`
+    /// or `upload`.
+    pub kind: String,
+    /// Name of the rule's named location, without the `@`.
+    pub name: String,
+    /// `all` or `any`: nginx's `satisfy` value.
+    pub satisfy: String,
+    /// Client networks that pass the address check.
+    pub allow_from: Vec<String>,
+    /// The IPv4 networks of `allow_from` as address and subnet mask, as
+    /// IIS's `ipSecurity` takes them.
+    pub allow_from_masks: Vec<AddressMaskView>,
+    /// The prefix without its leading `/`, as IIS's `location path` takes it.
+    pub location_path: String,
+    /// htpasswd file for basic authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<String>,
+    /// Whether a verified client certificate passes this rule's check.
+    pub client_certificate: bool,
+}
+
+/// An IPv4 network as address and subnet mask.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressMaskView {
+    /// Network address, e.g. `198.51.100.0`.
+    pub address: String,
+    /// Subnet mask, e.g. `255.255.255.0`.
+    pub mask: String,
+}
+
 /// One response header.
 #[derive(Debug, Clone, Serialize)]
 pub struct HeaderView {
@@ -201,6 +257,51 @@ impl std::fmt::Debug for SecretView {
 
 fn join_addresses(addresses: &[IpAddr]) -> String {
     addresses.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Builds the access view. A rule whose path the site denies (`*-doc` and
+/// `/debugger` unless exposed) is left out, because the denying location
+/// must keep returning 404 to every client.
+fn access_view(app: &AppSpec) -> AccessView {
+    let denied = |rule: &AccessRule| {
+        let segment = rule.prefix.first_segment();
+        (segment.ends_with("-doc") && !app.proxy.expose_docs) || (segment == "debugger" && !app.proxy.expose_debugger)
+    };
+    let view = |index: usize, rule: &AccessRule| AccessRuleView {
+        prefix: rule.prefix.base().to_owned(),
+        kind: match rule.prefix.first_segment() {
+            "ws" | "mxdevtools" => "websocket",
+            "file" => "upload",
+            _ => "runtime",
+        }
+        .to_owned(),
+        name: format!("mxharden_access_{index}"),
+        satisfy: match rule.satisfy {
+            Satisfy::All => "all".to_owned(),
+            Satisfy::Any => "any".to_owned(),
+        },
+        allow_from: rule.allow_from.iter().map(ToString::to_string).collect(),
+        allow_from_masks: rule
+            .allow_from
+            .iter()
+            .filter_map(|network| match network {
+                mxharden_spec::values::IpNet::V4(v4) => Some(AddressMaskView {
+                    address: v4.network().to_string(),
+                    mask: v4.netmask().to_string(),
+                }),
+                mxharden_spec::values::IpNet::V6(_) => None,
+            })
+            .collect(),
+        location_path: rule.prefix.base().trim_start_matches('/').to_owned(),
+        basic_auth: rule.basic_auth.as_ref().map(ToString::to_string),
+        client_certificate: rule.client_certificate.is_some(),
+    };
+    let applied: Vec<(usize, &AccessRule)> = app.proxy.access.iter().enumerate().filter(|(_, rule)| !denied(rule)).collect();
+    AccessView {
+        site_rules: applied.iter().filter(|(_, rule)| rule.prefix.is_root()).map(|(index, rule)| view(*index, rule)).collect(),
+        rules: applied.iter().filter(|(_, rule)| !rule.prefix.is_root()).map(|(index, rule)| view(*index, rule)).collect(),
+        client_ca: applied.iter().find_map(|(_, rule)| rule.client_certificate.as_ref()).map(ToString::to_string),
+    }
 }
 
 /// Picks the address the proxy uses: loopback when the proxy is local,
@@ -282,6 +383,7 @@ impl RenderContext {
                 expose_debugger: app.proxy.expose_debugger,
                 ocsp_resolvers: Vec::new(),
             },
+            access: access_view(app),
             nginx: NginxHostView {
                 tls_profile: match app.proxy.tls_profile {
                     TlsProfile::Intermediate => "intermediate".to_owned(),
@@ -332,6 +434,14 @@ impl RenderContext {
         move_path(&mut context.app.mxclientsystem_dir);
         move_path(&mut context.proxy.certificate);
         move_path(&mut context.proxy.key);
+        if let Some(ca) = context.access.client_ca.as_mut() {
+            move_path(ca);
+        }
+        for rule in context.access.site_rules.iter_mut().chain(context.access.rules.iter_mut()) {
+            if let Some(file) = rule.basic_auth.as_mut() {
+                move_path(file);
+            }
+        }
         context
     }
 }

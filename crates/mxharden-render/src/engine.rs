@@ -12,6 +12,12 @@ use crate::filters;
 pub const BUILT_IN_TEMPLATES: &[(&str, &str)] = &[
     ("nginx/headers.conf.tera", include_str!("../../../templates/nginx/headers.conf.tera")),
     ("nginx/proxy-headers.conf.tera", include_str!("../../../templates/nginx/proxy-headers.conf.tera")),
+    ("nginx/proxy-runtime.conf.tera", include_str!("../../../templates/nginx/proxy-runtime.conf.tera")),
+    ("nginx/proxy-websocket.conf.tera", include_str!("../../../templates/nginx/proxy-websocket.conf.tera")),
+    ("nginx/proxy-upload.conf.tera", include_str!("../../../templates/nginx/proxy-upload.conf.tera")),
+    ("nginx/access-checks.conf.tera", include_str!("../../../templates/nginx/access-checks.conf.tera")),
+    ("nginx/access-target.conf.tera", include_str!("../../../templates/nginx/access-target.conf.tera")),
+    ("nginx/access-rule.conf.tera", include_str!("../../../templates/nginx/access-rule.conf.tera")),
     ("nginx/site.conf.tera", include_str!("../../../templates/nginx/site.conf.tera")),
     ("nginx/http.conf.tera", include_str!("../../../templates/nginx/http.conf.tera")),
     ("iis/web.config.tera", include_str!("../../../templates/iis/web.config.tera")),

@@ -49,6 +49,15 @@ app:
     expose:
       docs: true
       debugger: true
+    access:
+      - prefix: /
+        allow_from: ["192.0.2.0/24"]
+        basic_auth: /etc/nginx/sales.htpasswd
+        satisfy: any
+      - prefix: /rest/
+        allow_from: ["198.51.100.0/24", "2001:db8:5::/48"]
+        client_certificate: /etc/ssl/certs/partner-ca.pem
+        basic_auth: /etc/nginx/partner.htpasswd
   firewall:
     backend: nftables
   service:
@@ -127,7 +136,10 @@ struct Tag {
     line: usize,
 }
 
-/// Splits `text` into its expression and statement tags. Comments are skipped.
+/// Splits `text` into its expression and statement tags. Comments are
+/// skipped, except `{# loop: x in list #}`: a template that its parent
+/// includes inside a loop declares the loop variable so, and the comment
+/// counts as a `for` tag.
 fn tags(name: &str, text: &str) -> Vec<Tag> {
     let mut found = Vec::new();
     let mut rest = text;
@@ -154,6 +166,12 @@ fn tags(name: &str, text: &str) -> Vec<Tag> {
             found.push(Tag {
                 opening,
                 body: body.to_owned(),
+                line,
+            });
+        } else if let Some(declared) = body.strip_prefix("loop:") {
+            found.push(Tag {
+                opening: "{%",
+                body: format!("for {}", declared.trim()),
                 line,
             });
         }
@@ -334,6 +352,10 @@ fn missing_paths(name: &str, text: &str, context: &Value) -> Vec<String> {
     let variables = template_variables(name, text);
     let mut problems = Vec::new();
     for (loop_variable, iterable) in &variables.loops {
+        let below_loop_variable = variables.loops.contains_key(iterable.split('.').next().unwrap_or_default());
+        if below_loop_variable {
+            continue;
+        }
         match resolve(context, iterable).and_then(Value::as_array) {
             None => problems.push(format!("{name}: `for {loop_variable} in {iterable}`: {iterable} is not a list in the context")),
             Some(items) if items.is_empty() => {
@@ -371,14 +393,24 @@ fn path_check_flags_unknown_names() {
     assert!(problems.iter().any(|p| p.contains("m2ee/test.tera:3: firewall.sources")), "{problems:#?}");
 }
 
+/// Tells whether a template renders only inside a loop of the template that
+/// includes it, as its `{# loop: ... #}` comment declares. Such a template
+/// cannot render alone; its parent renders it, and the path check reads
+/// its loop declaration.
+fn is_loop_partial(text: &str) -> bool {
+    text.contains("{#- loop:") || text.contains("{# loop:")
+}
+
 #[test]
 fn engine_variables_exist_in_context() {
     let context = maximal_context_json();
     let engine = engine();
-    for (name, text) in BUILT_IN_TEMPLATES {
+    // Tera also lists the loop variables that included templates use.
+    let loop_variables: BTreeSet<String> = BUILT_IN_TEMPLATES.iter().flat_map(|(name, text)| template_variables(name, text).loops.into_keys()).collect();
+    for (name, text) in BUILT_IN_TEMPLATES.iter().filter(|(_, text)| !is_loop_partial(text)) {
         let names = engine.variables(name);
         assert!(!names.is_empty() || !text.contains("{{"), "Engine::variables({name}) returned no name");
-        for top in names {
+        for top in names.into_iter().filter(|top| !loop_variables.contains(top)) {
             assert!(context.get(&top).is_some(), "{name}: top-level variable {top} is not in the render context");
         }
     }
@@ -389,7 +421,7 @@ fn maximal_context_renders_every_template() {
     let app = app_from_text(MAXIMAL_APP);
     let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION)).with_secret(&password());
     let engine = engine();
-    for (name, _) in BUILT_IN_TEMPLATES {
+    for (name, _) in BUILT_IN_TEMPLATES.iter().filter(|(_, text)| !is_loop_partial(text)) {
         let rendered = engine.render(name, &context);
         assert!(rendered.is_ok(), "{name}: {}", rendered.err().map(|e| e.to_string()).unwrap_or_default());
     }
@@ -400,7 +432,7 @@ fn minimal_context_renders_every_template() {
     // No runtime version: a template must test `runtime.version is defined`.
     let context = RenderContext::new(&example_app(), None).with_secret(&password());
     let engine = engine();
-    for (name, _) in BUILT_IN_TEMPLATES {
+    for (name, _) in BUILT_IN_TEMPLATES.iter().filter(|(_, text)| !is_loop_partial(text)) {
         let rendered = engine.render(name, &context);
         assert!(rendered.is_ok(), "{name}: {}", rendered.err().map(|e| e.to_string()).unwrap_or_default());
     }
@@ -517,6 +549,13 @@ fn write_test_certificate(prefix: &Path, app: &AppSpec) {
 fn assert_nginx_accepts(app: &AppSpec, context: &RenderContext) {
     let folder = tempfile::tempdir().expect("create a temporary folder");
     write_test_certificate(folder.path(), app);
+    if let Some(ca) = &context.access.client_ca {
+        // nginx -t loads the client CA file, so the self-signed server
+        // certificate is copied there.
+        let target = folder.path().join(&ca[1..]);
+        std::fs::create_dir_all(target.parent().expect("a CA path has a folder")).expect("create the CA folder");
+        std::fs::copy(folder.path().join(app.tls_certificate.relative()), &target).expect("copy the client CA");
+    }
     let prefix = folder.path().display().to_string();
     let shared = engine().render("nginx/http.conf.tera", context).expect("the shared http file renders");
     let site = engine().render("nginx/site.conf.tera", &context.beneath(&prefix)).expect("the site renders");
@@ -563,9 +602,22 @@ fn maximal_rules_pass_nft() {
     assert_nft_accepts(rules);
 }
 
+/// Returns the maximal desired state with kind iis, without the access checks that
+/// IIS cannot express (client certificates, basic authentication and IPv6
+/// allow-lists).
+fn maximal_iis_app() -> String {
+    MAXIMAL_APP
+        .replace("kind: nginx", "kind: iis")
+        .replace(r#", "2001:db8:5::/48""#, "")
+        .lines()
+        .filter(|line| !line.contains("basic_auth:") && !line.contains("client_certificate:"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 #[test]
 fn web_config_sets_https_variables() {
-    let app = app_from_text(&MAXIMAL_APP.replace("kind: nginx", "kind: iis"));
+    let app = app_from_text(&maximal_iis_app());
     let context = RenderContext::new(&app, None);
     let artifacts = render_app(&engine(), &app, &context, &password()).expect("the IIS app renders");
     let web_config = artifact(&artifacts, ArtifactKind::IisWebConfig);
@@ -598,4 +650,46 @@ fn web_config_sets_https_variables() {
         .find(|node| node.has_tag_name("action"))
         .and_then(|node| node.attribute("url"));
     assert_eq!(action, Some("http://192.0.2.10:8000/{R:1}"));
+}
+
+#[test]
+fn web_config_fences_paths_with_ip_security() {
+    let app = app_from_text(&maximal_iis_app());
+    let context = RenderContext::new(&app, None);
+    let artifacts = render_app(&engine(), &app, &context, &password()).expect("the IIS app renders");
+    let web_config = artifact(&artifacts, ArtifactKind::IisWebConfig);
+    let document = roxmltree::Document::parse(&web_config.contents)
+        .unwrap_or_else(|error| panic!("web.config is not XML: {error}\n{}", web_config.contents));
+    let entries = |security: roxmltree::Node| -> Vec<(String, String)> {
+        let ip_security = security.children().find(|node| node.has_tag_name("ipSecurity")).expect("an ipSecurity element");
+        assert_eq!(ip_security.attribute("allowUnlisted"), Some("false"));
+        ip_security
+            .children()
+            .filter(|node| node.has_tag_name("add"))
+            .map(|add| {
+                assert_eq!(add.attribute("allowed"), Some("true"));
+                (add.attribute("ipAddress").unwrap().to_owned(), add.attribute("subnetMask").unwrap().to_owned())
+            })
+            .collect()
+    };
+
+    // The rule for / sits in the site's own security section.
+    let root = document.root_element();
+    let site_security = root
+        .children()
+        .find(|node| node.has_tag_name("system.webServer"))
+        .and_then(|web_server| web_server.children().find(|node| node.has_tag_name("security")))
+        .expect("the site's security section");
+    assert_eq!(entries(site_security), [("192.0.2.0".to_owned(), "255.255.255.0".to_owned())]);
+
+    // The rule for /rest/ is a location of its own that drops the site's entries.
+    let location = root.children().find(|node| node.has_tag_name("location")).expect("a location for /rest/");
+    assert_eq!(location.attribute("path"), Some("rest"));
+    let security = location.descendants().find(|node| node.has_tag_name("security")).unwrap();
+    let ip_security = security.children().find(|node| node.has_tag_name("ipSecurity")).unwrap();
+    assert!(ip_security.children().any(|node| node.has_tag_name("clear")), "the location keeps the site's entries");
+    assert_eq!(entries(security), [("198.51.100.0".to_owned(), "255.255.255.0".to_owned())]);
+
+    let script = artifact(&artifacts, ArtifactKind::IisScript);
+    assert!(script.contents.contains("unlock config -section:system.webServer/security/ipSecurity"), "{}", script.contents);
 }

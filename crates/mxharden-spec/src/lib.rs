@@ -5,6 +5,7 @@
 //! that later stages can trust or every problem found, each with its file,
 //! line, column and field.
 
+pub mod access;
 pub mod cross;
 pub mod error;
 pub mod model;
@@ -15,7 +16,8 @@ pub mod values;
 use std::path::PathBuf;
 
 pub use error::{InputError, Position, SpecErrors};
-pub use model::{CheckId, FirewallBackend, FrameAncestors, ProxyKind, TlsProfile};
+pub use model::{CheckId, FirewallBackend, FrameAncestors, ProxyKind, Satisfy, TlsProfile};
+pub use access::AccessRule;
 pub use resolve::{ActiveWaiver, AppSpec, DEFAULT_CONTENT_SECURITY_POLICY, ProxyOptions};
 
 /// Reads, resolves and cross-checks the apps in `files`.

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::values::{AbsPath, AccountName, AppName, DnsName, HeaderName, HeaderValue, HttpsUrl, Port, Reason, UploadMegabytes};
+use crate::values::{AbsPath, AccountName, AppName, DnsName, HeaderName, HeaderValue, HttpsUrl, PathPrefix, Port, Reason, UploadMegabytes};
 
 /// One desired-state file: a schema version and one app.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -124,6 +124,53 @@ pub struct Proxy {
     /// Runtime paths that are denied by default and may be opened.
     #[serde(default)]
     pub expose: Expose,
+    /// Per-path access rules: IP allow-lists, client certificates and basic
+    /// authentication. A path is governed by the rule with the longest
+    /// matching prefix alone.
+    #[serde(default)]
+    pub access: Vec<AccessRule>,
+}
+
+/// One access rule of the proxy: who may request the paths under `prefix`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// The path the rule fences, with every path beneath it: `/rest/` (or
+    /// `/rest`) covers `/rest` and `/rest/...` but not `/restricted`. `/`
+    /// fences the whole site.
+    #[schemars(with = "PathPrefix")]
+    pub prefix: Spanned<PathPrefix>,
+    /// Client networks that may pass, e.g. a partner's `198.51.100.0/24`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<IpNet>>")]
+    pub allow_from: Option<Spanned<Vec<IpNet>>>,
+    /// PEM file of the CA that issues the client certificates to accept
+    /// (mutual TLS). Every rule of an app names the same file, because
+    /// nginx verifies client certificates once per server.
+    #[serde(default)]
+    #[schemars(with = "Option<AbsPath>")]
+    pub client_certificate: Option<Spanned<AbsPath>>,
+    /// htpasswd file (`user:hash` lines) that the operator maintains. The
+    /// proxy requires HTTP basic authentication against it.
+    #[serde(default)]
+    #[schemars(with = "Option<AbsPath>")]
+    pub basic_auth: Option<Spanned<AbsPath>>,
+    /// `all` (default): a request must pass every check the rule sets.
+    /// `any`: one passing check is enough.
+    #[serde(default)]
+    #[schemars(with = "Option<Satisfy>")]
+    pub satisfy: Option<Spanned<Satisfy>>,
+}
+
+/// Combination of the checks of one access rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Satisfy {
+    /// Every check must pass.
+    #[default]
+    All,
+    /// One passing check is enough.
+    Any,
 }
 
 /// Strict-Transport-Security directives beyond `max-age`.

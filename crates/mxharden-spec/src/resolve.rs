@@ -84,6 +84,8 @@ pub struct ProxyOptions {
     pub expose_docs: bool,
     /// Serve `/debugger/` instead of denying it.
     pub expose_debugger: bool,
+    /// Per-path access rules, in file order.
+    pub access: Vec<crate::access::AccessRule>,
 }
 
 /// A waiver in force.
@@ -450,6 +452,7 @@ fn resolve_proxy(source: &Path, proxy: &crate::model::Proxy, errors: &mut Vec<In
         max_upload: proxy.max_upload_mb.as_ref().map_or(UploadMegabytes::DEFAULT, |m| m.value),
         expose_docs: proxy.expose.docs,
         expose_debugger: proxy.expose.debugger,
+        access: crate::access::resolve_access(source, proxy.kind, &proxy.access, errors),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mxharden_spec::{FrameAncestors, InputError, TlsProfile, load_apps, today_utc};
+use mxharden_spec::{FrameAncestors, InputError, Satisfy, TlsProfile, load_apps, today_utc};
 
 const BASE: &str = "version: 1
 app:
@@ -117,4 +117,140 @@ fn tls_profiles_must_agree() {
     assert_eq!(found[0].line, 14);
     assert!(found[0].message.contains("different TLS profile"), "{}", found[0]);
     assert!(found[0].related.as_deref().is_some_and(|r| r.contains("sales.yaml")), "{}", found[0]);
+}
+
+fn access(rules: &str) -> String {
+    format!("    access:\n{rules}")
+}
+
+#[test]
+fn access_rule_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "sales", 8000, &access("      - prefix: /rest/\n        allow_from: [\"198.51.100.0/24\"]\n"));
+    let app = load_apps(&[file], today_utc()).unwrap().remove(0);
+    assert_eq!(app.proxy.access.len(), 1);
+    let rule = &app.proxy.access[0];
+    assert_eq!(rule.prefix.base(), "/rest");
+    assert_eq!(rule.satisfy, Satisfy::All);
+    assert_eq!(rule.allow_from.len(), 1);
+    assert!(rule.client_certificate.is_none());
+    assert!(rule.basic_auth.is_none());
+    assert_eq!(rule.field, "app.proxy.access[0]");
+}
+
+#[test]
+fn access_prefix_rejects_regex() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "sales", 8000, &access("      - prefix: \"~ ^/rest\"\n        allow_from: [\"198.51.100.0/24\"]\n"));
+    let found = errors(&[file]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].line, found[0].field.as_str()), (15, "app.proxy.access[0].prefix"), "{}", found[0]);
+    assert!(found[0].message.contains("invalid path prefix"), "{}", found[0]);
+}
+
+#[test]
+fn access_rule_needs_a_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "sales", 8000, &access("      - prefix: /rest/\n        satisfy: any\n"));
+    let found = errors(&[file]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].field, "app.proxy.access[0]");
+    assert!(found[0].message.contains("sets no check"), "{}", found[0]);
+}
+
+#[test]
+fn access_prefix_twice_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "      - prefix: /rest\n        allow_from: [\"198.51.100.0/24\"]\n      - prefix: /rest/\n        basic_auth: /etc/nginx/partner.htpasswd\n";
+    let found = errors(&[write(dir.path(), "sales", 8000, &access(rules))]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].line, found[0].field.as_str()), (17, "app.proxy.access[1].prefix"), "{}", found[0]);
+    assert!(found[0].related.as_deref().is_some_and(|r| r.ends_with(":15:17")), "{}", found[0]);
+}
+
+#[test]
+fn access_rules_share_one_client_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "      - prefix: /rest/\n        client_certificate: /etc/ssl/a-ca.pem\n      - prefix: /odata/\n        client_certificate: /etc/ssl/b-ca.pem\n";
+    let found = errors(&[write(dir.path(), "sales", 8000, &access(rules))]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].field, "app.proxy.access[1].client_certificate");
+    assert!(found[0].message.contains("nginx verifies client certificates once per server"), "{}", found[0]);
+}
+
+#[test]
+fn access_allow_from_rejects_wide_networks() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "      - prefix: /rest/\n        allow_from: [\"0.0.0.0/0\", \"198.51.100.7/24\"]\n";
+    let found = errors(&[write(dir.path(), "sales", 8000, &access(rules))]);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.iter().all(|e| e.field == "app.proxy.access[0].allow_from"), "{found:?}");
+    assert!(found[0].message.contains("admits every client"), "{}", found[0]);
+    assert!(found[1].message.contains("write the network as 198.51.100.0/24"), "{}", found[1]);
+}
+
+#[test]
+fn access_on_proxy_files_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "      - prefix: /mxclientsystem/\n        allow_from: [\"198.51.100.0/24\"]\n";
+    let found = errors(&[write(dir.path(), "sales", 8000, &access(rules))]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].message.contains("fence the whole site with prefix /"), "{}", found[0]);
+}
+
+#[test]
+fn access_on_root_and_denied_paths_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "      - prefix: /\n        basic_auth: /etc/nginx/staff.htpasswd\n      - prefix: /debugger/\n        allow_from: [\"10.0.0.0/8\"]\n";
+    let app = load_apps(&[write(dir.path(), "sales", 8000, &access(rules))], today_utc()).unwrap().remove(0);
+    assert!(app.proxy.access[0].prefix.is_root());
+    assert_eq!(app.proxy.access[1].prefix.first_segment(), "debugger");
+}
+
+#[test]
+fn iis_rejects_what_it_cannot_express() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "      - prefix: /rest/\n        allow_from: [\"198.51.100.0/24\"]\n        client_certificate: /etc/ssl/partner-ca.pem\n        basic_auth: /etc/nginx/partner.htpasswd\n        satisfy: any\n";
+    let file = write(dir.path(), "sales", 8000, &access(rules));
+    let text = std::fs::read_to_string(&file).unwrap().replace("kind: nginx", "kind: iis");
+    std::fs::write(&file, text).unwrap();
+    let found = errors(std::slice::from_ref(&file));
+    let fields: Vec<&str> = found.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["app.proxy.access[0].client_certificate", "app.proxy.access[0].basic_auth"], "{found:?}");
+    assert!(found[0].message.contains("not supported with kind iis"), "{}", found[0]);
+
+    // An allow-list alone is what IIS can express.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let allow_list_only: String = text.lines().filter(|line| !line.contains("client_certificate") && !line.contains("basic_auth") && !line.contains("satisfy")).map(|line| format!("{line}\n")).collect();
+    std::fs::write(&file, allow_list_only).unwrap();
+    let app = load_apps(&[file], today_utc()).unwrap().remove(0);
+    assert_eq!(app.proxy.access.len(), 1);
+}
+
+#[test]
+fn documented_access_example_loads() {
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md")).unwrap();
+    let section = docs.split_once("## Access rules").expect("the access rules section").1;
+    let example = section.split_once("```yaml\n").unwrap().1.split_once("```").unwrap().0;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sales.yaml");
+    let head = "version: 1\napp:\n  name: sales\n  base: /srv/mendix/sales\n  runtime:\n    port: 8000\n    admin_port: 8090\n";
+    std::fs::write(&file, format!("{head}{example}")).unwrap();
+    let app = load_apps(&[file], today_utc()).unwrap_or_else(|e| panic!("{e}")).remove(0);
+    let rule = &app.proxy.access[0];
+    assert_eq!(rule.prefix.base(), "/rest");
+    assert_eq!(rule.allow_from.len(), 2);
+    assert!(rule.client_certificate.is_some());
+}
+
+#[test]
+fn iis_rejects_ipv6_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "sales", 8000, &access("      - prefix: /rest/\n        allow_from: [\"2001:db8:5::/48\"]\n"));
+    let text = std::fs::read_to_string(&file).unwrap().replace("kind: nginx", "kind: iis");
+    std::fs::write(&file, text).unwrap();
+    let found = errors(&[file]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].field, "app.proxy.access[0].allow_from");
+    assert!(found[0].message.contains("IPv4 networks only"), "{}", found[0]);
 }

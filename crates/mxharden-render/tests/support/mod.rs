@@ -59,6 +59,11 @@ pub struct Sandbox {
     pub plain_conf: PathBuf,
 }
 
+/// The user and password of the htpasswd file that [`sandbox`] writes for
+/// every `basic_auth` rule.
+pub const BASIC_AUTH_USER: &str = "partner";
+pub const BASIC_AUTH_PASSWORD: &str = "partner-test-password";
+
 /// Text of a file that lies next to `web/`, for the path traversal checks.
 pub const OUTSIDE_WEB_MARKER: &str = "mxharden-outside-web-marker";
 
@@ -93,6 +98,7 @@ pub fn sandbox(app: &AppSpec, context: &RenderContext) -> Sandbox {
     fs::copy(&pki.leaf_chain, &certificate).unwrap();
     fs::copy(&pki.leaf_key, &key).unwrap();
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    write_access_files(app, &prefix, &pki);
 
     let beneath = context.beneath(&prefix.display().to_string());
     let rendered = render(app, &beneath);
@@ -114,6 +120,42 @@ pub fn sandbox(app: &AppSpec, context: &RenderContext) -> Sandbox {
         pki,
         main_conf,
         plain_conf,
+    }
+}
+
+/// Writes the files that the app's access rules name beneath `prefix`: the
+/// test CA as the client CA, and an htpasswd file with one apr1 hash of
+/// [`BASIC_AUTH_PASSWORD`] that nginx's workers can read.
+fn write_access_files(app: &AppSpec, prefix: &Path, pki: &Pki) {
+    for rule in &app.proxy.access {
+        if let Some(ca) = &rule.client_certificate {
+            let target = prefix.join(ca.relative());
+            fs::create_dir_all(target.parent().unwrap()).unwrap();
+            fs::copy(&pki.ca_cert, &target).unwrap();
+        }
+        if let Some(file) = &rule.basic_auth {
+            let output = Command::new("openssl").args(["passwd", "-apr1", BASIC_AUTH_PASSWORD]).output().expect("openssl runs");
+            assert!(output.status.success(), "openssl passwd failed: {}", String::from_utf8_lossy(&output.stderr));
+            let hash = String::from_utf8(output.stdout).unwrap();
+            let target = prefix.join(file.relative());
+            fs::create_dir_all(target.parent().unwrap()).unwrap();
+            fs::write(&target, format!("{BASIC_AUTH_USER}:{}\n", hash.trim())).unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+}
+
+/// Returns an access rule for `prefix` with the given checks.
+pub fn access_rule(prefix: &str, allow_from: &[&str], client_certificate: Option<&str>, basic_auth: Option<&str>, satisfy: mxharden_spec::Satisfy) -> mxharden_spec::AccessRule {
+    mxharden_spec::AccessRule {
+        prefix: prefix.parse().unwrap(),
+        allow_from: allow_from.iter().map(|network| network.parse().unwrap()).collect(),
+        client_certificate: client_certificate.map(|path| path.parse().unwrap()),
+        basic_auth: basic_auth.map(|path| path.parse().unwrap()),
+        satisfy,
+        field: "app.proxy.access[0]".to_owned(),
+        client_certificate_position: None,
+        basic_auth_position: None,
     }
 }
 

@@ -15,6 +15,6 @@ mod text;
 pub use http::{ALLOWED_HEADER_NAMES, HeaderName, HeaderValue, UploadMegabytes};
 pub use names::{AccountName, AppName, DnsName};
 pub use net::{HttpsUrl, Port};
-pub use path::AbsPath;
+pub use path::{AbsPath, PathPrefix};
 pub use text::Reason;
 pub use ipnet::IpNet;
