@@ -67,6 +67,8 @@ fn run_steps(host: &Host, plan: &mut AppPlan, backups: &mut Vec<Backup>, applied
                 tree.noncompliant = Some(report.noncompliant);
                 tree.examined = Some(report.examined);
                 tree.skipped = report.skipped.iter().map(Into::into).collect();
+                tree.skipped_unlisted = report.skipped_unlisted;
+                tree.links = report.links;
             }
             Step::File(file) => {
                 let (uid, gid) = resolve(file.owner, ids, &user)?;

@@ -83,7 +83,7 @@ impl Report {
             out.push_str(&format!("app {} ({})\n", plan.app.name, plan.app.source.display()));
             out.push_str(&format!("  runtime: {}\n", runtime_line(plan)));
             let user = plan.app.user.as_str();
-            for step in plan.steps.iter().filter(|s| s.changes()) {
+            for step in plan.steps.iter().filter(|s| s.changes() || s.has_notes()) {
                 for line in step.describe(user) {
                     out.push_str(&format!("  {line}\n"));
                 }
@@ -181,6 +181,8 @@ fn resource_json(step: &Step) -> Value {
             "noncompliant": tree.noncompliant,
             "examined": tree.examined,
             "skipped": tree.skipped,
+            "skipped_unlisted": tree.skipped_unlisted,
+            "links": tree.links,
         }),
         Step::File(file) => json!({
             "kind": "file",

@@ -899,3 +899,26 @@ fn dry_run_works_without_root() {
     assert!(stdout.contains("check skipped: nginx -t needs root"), "{stdout}");
     assert_same_tree(&before, &sandbox.snapshot(), "dry run as an ordinary user");
 }
+
+#[test]
+fn tree_reports_entries_left_alone() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.path("srv/mendix/sales/data");
+    std::os::unix::fs::symlink("/etc/hostname", data.join("link-to-host-file")).unwrap();
+    let fifo = data.join("pipe");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let run = sandbox.apply_ok(&["--dry-run"]);
+    assert!(run.stdout.contains("left alone: 1 symbolic links"), "{run}");
+    assert!(run.stdout.contains(&format!("left alone: {}: a special file is neither", fifo.display())), "{run}");
+    let json = sandbox.apply_ok(&["--dry-run", "--format", "json"]).json();
+    let tree = json["apps"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "tree" && r["id"] == "/srv/mendix/sales/data")
+        .cloned()
+        .expect("a tree resource for data/");
+    assert_eq!(tree["links"], 1, "{tree}");
+    assert_eq!(tree["skipped"].as_array().map(Vec::len), Some(1), "{tree}");
+}

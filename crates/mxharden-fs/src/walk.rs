@@ -67,6 +67,9 @@ pub struct TreeReport {
     pub skipped: Vec<Skipped>,
     /// Entries left alone beyond those listed.
     pub skipped_unlisted: u64,
+    /// Symbolic links left alone. A folder that the app user swaps for a
+    /// link during the walk is counted here, and its entries are not reached.
+    pub links: u64,
 }
 
 impl TreeReport {
@@ -160,6 +163,7 @@ fn visit_child(
     match meta.kind {
         EntryKind::Symlink => {
             // A link's own owner does not grant access to its target; leave it.
+            report.links += 1;
             return Ok(None);
         }
         EntryKind::Other => {

@@ -313,6 +313,8 @@ fn plan_trees(host: &Host, app: &AppSpec, ids: Option<AppIds>, scan: bool, steps
                 noncompliant: None,
                 examined: None,
                 skipped: Vec::new(),
+                skipped_unlisted: 0,
+                links: 0,
             }));
             continue;
         }
@@ -335,6 +337,8 @@ fn plan_trees(host: &Host, app: &AppSpec, ids: Option<AppIds>, scan: bool, steps
             noncompliant: Some(noncompliant),
             examined: Some(report.examined),
             skipped: report.skipped.iter().map(SkippedEntry::from).collect(),
+            skipped_unlisted: report.skipped_unlisted,
+            links: report.links,
         }));
     }
     Ok(())

@@ -71,6 +71,10 @@ pub struct TreeStep {
     /// Entries left alone, with reasons.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedEntry>,
+    /// Entries left alone beyond those listed in `skipped`.
+    pub skipped_unlisted: u64,
+    /// Symbolic links left alone.
+    pub links: u64,
 }
 
 /// An entry the tree pass left alone.
@@ -179,6 +183,12 @@ impl Step {
         }
     }
 
+    /// Tells whether the step has something to report even without a change:
+    /// a tree pass that left entries alone.
+    pub fn has_notes(&self) -> bool {
+        matches!(self, Step::Tree(tree) if !tree.skipped.is_empty() || tree.skipped_unlisted > 0 || tree.links > 0)
+    }
+
     /// Returns the plan lines for this step, e.g. `~ mode /srv/x 0755 -> 0700`.
     pub fn describe(&self, user: &str) -> Vec<String> {
         match self {
@@ -195,10 +205,23 @@ impl Step {
                 &dir.owner_from,
                 dir.mode_from,
             ),
-            Step::Tree(tree) => vec![match tree.noncompliant {
-                Some(count) => format!("~ tree {}: {count} entries to correct", tree.path),
-                None => format!("~ tree {}: correct owner and modes", tree.path),
-            }],
+            Step::Tree(tree) => {
+                let mut lines = vec![match tree.noncompliant {
+                    Some(0) => format!("  tree {}: nothing to correct", tree.path),
+                    Some(count) => format!("~ tree {}: {count} entries to correct", tree.path),
+                    None => format!("~ tree {}: correct owner and modes", tree.path),
+                }];
+                for skipped in &tree.skipped {
+                    lines.push(format!("  left alone: {}: {}", skipped.path, skipped.reason));
+                }
+                if tree.skipped_unlisted > 0 {
+                    lines.push(format!("  left alone: {} more entries", tree.skipped_unlisted));
+                }
+                if tree.links > 0 {
+                    lines.push(format!("  left alone: {} symbolic links", tree.links));
+                }
+                lines
+            }
             Step::File(file) => {
                 let mut lines = Vec::new();
                 if file.content_changes {
