@@ -3,6 +3,8 @@
 mod commands;
 mod error;
 mod execute;
+mod firewall;
 
 pub use error::ApplyError;
 pub use execute::{Applied, apply_plan};
+pub use firewall::roll_back_firewall;

@@ -33,6 +33,9 @@ pub enum PlanError {
         /// The checker's output.
         output: String,
     },
+    /// Planning the firewall failed.
+    #[error(transparent)]
+    Firewall(#[from] mxharden_firewall::FirewallError),
     /// A required program is missing.
     #[error("{program} is not installed or not on PATH; {hint}")]
     MissingTool {

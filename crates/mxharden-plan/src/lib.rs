@@ -6,6 +6,7 @@ pub mod build;
 pub mod checks;
 pub mod diff;
 pub mod error;
+pub mod firewall;
 pub mod host;
 pub mod m2ee;
 pub mod password;

@@ -27,6 +27,12 @@ pub enum ArtifactKind {
     IisWebConfig,
     /// nftables rules.
     NftRules,
+    /// iptables rules, in `iptables-restore` format.
+    IptablesRules,
+    /// ip6tables rules, in `ip6tables-restore` format.
+    Ip6tablesRules,
+    /// systemd unit that loads the firewall rules at boot.
+    FirewallUnit,
     /// systemd unit.
     SystemdUnit,
     /// mxharden's m2ee-tools file, holding the admin password.

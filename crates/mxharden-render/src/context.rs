@@ -117,6 +117,14 @@ pub struct ProxyView {
 pub struct FirewallView {
     /// nftables table name.
     pub table: String,
+    /// The nftables rules file.
+    pub rules_file: String,
+    /// The iptables and ip6tables chain name.
+    pub iptables_chain: String,
+    /// The iptables rules file.
+    pub iptables_rules_file: String,
+    /// The ip6tables rules file.
+    pub ip6tables_rules_file: String,
     /// Remote proxy networks, IPv4.
     pub ipv4_sources: Vec<String>,
     /// Remote proxy networks, IPv6.
@@ -211,6 +219,10 @@ impl RenderContext {
             },
             firewall: FirewallView {
                 table: layout::nft_table(app),
+                rules_file: layout::nft_rules(app).to_string(),
+                iptables_chain: layout::iptables_chain(app),
+                iptables_rules_file: layout::iptables_rules(app).to_string(),
+                ip6tables_rules_file: layout::ip6tables_rules(app).to_string(),
                 ipv4_sources: ipv4.iter().map(ToString::to_string).collect(),
                 ipv6_sources: ipv6.iter().map(ToString::to_string).collect(),
             },

@@ -13,6 +13,10 @@ pub const BUILT_IN_TEMPLATES: &[(&str, &str)] = &[
     ("nginx/site.conf.tera", include_str!("../../../templates/nginx/site.conf.tera")),
     ("iis/web.config.tera", include_str!("../../../templates/iis/web.config.tera")),
     ("nftables/app.nft.tera", include_str!("../../../templates/nftables/app.nft.tera")),
+    ("firewall/nftables.service.tera", include_str!("../../../templates/firewall/nftables.service.tera")),
+    ("firewall/iptables.v4.tera", include_str!("../../../templates/firewall/iptables.v4.tera")),
+    ("firewall/iptables.v6.tera", include_str!("../../../templates/firewall/iptables.v6.tera")),
+    ("firewall/iptables.service.tera", include_str!("../../../templates/firewall/iptables.service.tera")),
     ("systemd/app.service.tera", include_str!("../../../templates/systemd/app.service.tera")),
     ("m2ee/mxharden.yaml.tera", include_str!("../../../templates/m2ee/mxharden.yaml.tera")),
     ("m2ee/m2ee.yaml.tera", include_str!("../../../templates/m2ee/m2ee.yaml.tera")),
@@ -66,6 +70,7 @@ impl Engine {
         tera.autoescape_on(Vec::<&str>::new());
         tera.register_filter("nginx", filters::nginx);
         tera.register_filter("nft", filters::nft);
+        tera.register_filter("iptables", filters::iptables);
         tera.register_filter("systemd", filters::systemd);
         tera.register_filter("yaml", filters::yaml);
         tera.register_filter("xml", filters::xml);

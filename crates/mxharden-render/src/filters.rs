@@ -30,6 +30,11 @@ pub fn nft(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nft rule")
 }
 
+/// A bare iptables-restore word (chain names, addresses, prefixes).
+pub fn iptables(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    plain(value, "an iptables rule")
+}
+
 /// A systemd unit value; `%` is doubled so specifiers are not expanded.
 pub fn systemd(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "a systemd unit").map(|v| v.replace('%', "%%"))
@@ -71,4 +76,4 @@ pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
 }
 
 /// Names of the output filters, for the template lint test.
-pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nft", "systemd", "yaml", "xml", "num"];
+pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nft", "iptables", "systemd", "yaml", "xml", "num"];

@@ -115,7 +115,7 @@ pub struct Tls {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Firewall {
-    /// `nftables` (default) or `none`.
+    /// `nftables` (default), `iptables`, `auto` or `none`.
     #[serde(default)]
     pub backend: FirewallBackend,
 }
@@ -124,10 +124,18 @@ pub struct Firewall {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FirewallBackend {
+    /// The manager found on the host: iptables when the host keeps rules
+    /// in `/etc/iptables/rules.v4`, nftables otherwise. A host managed by
+    /// ufw or firewalld is rejected.
+    Auto,
     /// A table of mxharden's own per app, replaced atomically.
     #[default]
     Nftables,
-    /// No firewall rules; only allowed while every port listens on loopback.
+    /// Chains of mxharden's own per app in the iptables and ip6tables
+    /// `filter` tables, jumped to from `INPUT`.
+    Iptables,
+    /// No firewall rules; only allowed while every port listens on loopback,
+    /// unless the `unfiltered-runtime-port` check is waived.
     None,
 }
 
@@ -158,6 +166,8 @@ fn default_m2ee() -> AbsPath {
 pub enum CheckId {
     /// The runtime version is below the minimum of its release line.
     RuntimeVersion,
+    /// The runtime listens on a non-loopback address with `firewall.backend: none`.
+    UnfilteredRuntimePort,
 }
 
 /// An accepted failure of one check, for a limited time.

@@ -1,0 +1,27 @@
+//! Host firewall backends: the rules that let only loopback and the
+//! configured proxy hosts reach an app's runtime port, and only loopback its
+//! admin port.
+//!
+//! Every backend only restricts. Its rules drop packets to the app's two
+//! ports from other sources and leave every other packet to the host's own
+//! rules, so no backend sets a default policy or touches another port, and an
+//! SSH session cannot be cut by them.
+//!
+//! On a `--root` tree the backends write files and never run a firewall
+//! command that reads or changes the live rules; the checks in
+//! [`nftables::check`] run in a new, empty network namespace there.
+
+pub mod change;
+pub mod command;
+pub mod detect;
+pub mod docker;
+pub mod error;
+pub mod nftables;
+pub mod plan;
+pub mod iptables;
+pub mod ssh;
+
+pub use change::{Change, Undo, execute};
+pub use detect::{Backend, resolve_backend};
+pub use error::FirewallError;
+pub use plan::{FirewallPlan, plan_firewall, plan_removal, render_artifacts};
