@@ -7,12 +7,14 @@
 //! runtime port, the admin port and the SSH port 22, so only the firewall can keep a host out.
 //!
 //! `mxharden apply` runs as on a live host, but inside the server's network namespace and a
-//! private mount namespace in which `/etc` is a copy of the host's, and `/srv`, `/var/lib`,
-//! `/var/log` and `/run` are folders of the test. So it loads its rules into the server
-//! namespace only, and its accounts and files land in the copies.
+//! private mount namespace in which `/etc` and `/lib/ufw` are copies of the host's, and
+//! `/srv`, `/var/lib`, `/var/log` and `/run` are folders of the test. So it loads its rules
+//! into the server namespace only, and its accounts and files land in the copies. ufw, which
+//! the ufw tests enable as an operator would, runs the same way, with its sysctl file
+//! switched off in the copy, so it never changes a setting outside the namespace.
 //!
 //! The tests need root (they skip without it, and fail under `CI=true`), iproute2, nftables,
-//! iptables, util-linux and passwd.
+//! iptables, ufw, util-linux and passwd.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -47,17 +49,24 @@ const IPTABLES_CHAIN: &str = "MXH-SALES";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Programs that the tests run, besides `ip`, which `require_root_or_skip` checks.
-const REQUIRED_PROGRAMS: [&str; 7] = ["nft", "iptables", "ip6tables", "iptables-restore", "unshare", "mount", "useradd"];
+const REQUIRED_PROGRAMS: [&str; 8] = ["nft", "iptables", "ip6tables", "iptables-restore", "ufw", "unshare", "mount", "useradd"];
+
+/// The comment `mxharden-sales` as ufw stores it in its rule files, in hexadecimal.
+const UFW_COMMENT_HEX: &str = "6d7868617264656e2d73616c6573";
+
+/// Folders of the sandbox that the live apply sees at the host paths in `LIVE_APPLY_SCRIPT`.
+const SANDBOX_MOUNTS: [&str; 5] = ["etc", "srv", "var/lib", "var/log", "lib/ufw"];
 
 /// Mounts the test's folders over the host paths that a live apply writes, then runs the
 /// command given after the four folders. The paths come in as positional parameters.
-const LIVE_APPLY_SCRIPT: &str = r#"mount --bind "$1" /etc && mount --bind "$2" /srv && mount --bind "$3" /var/lib && mount --bind "$4" /var/log && mount -t tmpfs -o mode=0755 tmpfs /run && shift 4 && exec "$@""#;
+const LIVE_APPLY_SCRIPT: &str = r#"mount --bind "$1" /etc && mount --bind "$2" /srv && mount --bind "$3" /var/lib && mount --bind "$4" /var/log && mount --bind "$5" /lib/ufw && mount -t tmpfs -o mode=0755 tmpfs /run && shift 5 && exec "$@""#;
 
 /// A firewall backend under test, with the commands that inspect it in the server namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Backend {
     Nftables,
     Iptables,
+    Ufw,
 }
 
 impl Backend {
@@ -65,6 +74,7 @@ impl Backend {
         match self {
             Backend::Nftables => "nftables",
             Backend::Iptables => "iptables",
+            Backend::Ufw => "ufw",
         }
     }
 
@@ -73,6 +83,7 @@ impl Backend {
         match self {
             Backend::Nftables => "check passed: nft -c",
             Backend::Iptables => "check passed: iptables-restore --test, ip6tables-restore --test",
+            Backend::Ufw => "check passed: ufw --dry-run",
         }
     }
 }
@@ -113,7 +124,7 @@ impl Lab {
             .into_iter()
             .map(|port| Listener::start(&server, port))
             .collect();
-        Some(Lab {
+        let lab = Lab {
             _listeners: listeners,
             server,
             proxy,
@@ -121,7 +132,12 @@ impl Lab {
             sandbox,
             app_file,
             _work: work,
-        })
+        };
+        // mxharden never enables ufw, so the operator has.
+        if backend == Backend::Ufw {
+            lab.add_operator_rules(backend);
+        }
+        Some(lab)
     }
 
     /// Runs `mxharden ARGS... APP_FILE` as on a live host, inside the server namespace.
@@ -130,7 +146,7 @@ impl Lab {
             "unshare",
             ["--mount", "--propagation", "private", "--", "sh", "-c", LIVE_APPLY_SCRIPT, "sh"],
         );
-        for folder in ["etc", "srv", "var/lib", "var/log"] {
+        for folder in SANDBOX_MOUNTS {
             command.arg(self.sandbox.join(folder));
         }
         command.arg(env!("CARGO_BIN_EXE_mxharden")).args(args).arg(&self.app_file);
@@ -157,9 +173,35 @@ impl Lab {
         self.server_run("nft", &["-s", "list", "ruleset"])
     }
 
+    /// Runs `ufw ARGS...` in the server namespace with the sandbox's folders, and panics when
+    /// it fails.
+    fn ufw(&self, args: &[&str]) {
+        let mut command = self.server.command(
+            "unshare",
+            ["--mount", "--propagation", "private", "--", "sh", "-c", LIVE_APPLY_SCRIPT, "sh"],
+        );
+        for folder in SANDBOX_MOUNTS {
+            command.arg(self.sandbox.join(folder));
+        }
+        let output = command.arg("ufw").args(args).stdin(Stdio::null()).output().expect("run ufw");
+        assert!(output.status.success(), "ufw {args:?} failed: {}", describe(&output));
+    }
+
     /// Adds rules of the operator's own that mxharden must leave alone: an nftables table and
-    /// an iptables rule, each dropping the discard port 9.
-    fn add_operator_rules(&self) {
+    /// an iptables rule, each dropping the discard port 9. Under ufw, the operator's ufw rules
+    /// instead: SSH open to everyone, both app ports open to the test networks, and ufw
+    /// enabled.
+    fn add_operator_rules(&self, backend: Backend) {
+        if backend == Backend::Ufw {
+            self.ufw(&["allow", "22/tcp"]);
+            for network in ["10.93.0.0/16", "fd00:93::/32"] {
+                for port in ["8000", "8090"] {
+                    self.ufw(&["allow", "proto", "tcp", "from", network, "to", "any", "port", port]);
+                }
+            }
+            self.ufw(&["--force", "enable"]);
+            return;
+        }
         let table = "table inet operator {\n chain input {\n  type filter hook input priority 10; policy accept;\n  tcp dport 9 drop\n }\n}\n";
         let path = self.sandbox.join("operator.nft");
         fs::write(&path, table).expect("write the operator's table");
@@ -204,6 +246,7 @@ impl Lab {
                 self.sandbox.join("etc/mxharden/iptables/sales.v4"),
                 self.sandbox.join("etc/mxharden/iptables/sales.v6"),
             ],
+            Backend::Ufw => Vec::new(),
         }
     }
 
@@ -217,6 +260,9 @@ impl Lab {
                 assert_eq!(v4, v6, "the IPv4 and IPv6 chains should come and go together");
                 v4
             }
+            Backend::Ufw => ["etc/ufw/user.rules", "etc/ufw/user6.rules"].iter().any(|file| {
+                fs::read_to_string(self.sandbox.join(file)).expect("read ufw's rule file").contains(UFW_COMMENT_HEX)
+            }),
         }
     }
 
@@ -230,6 +276,10 @@ impl Lab {
             Backend::Iptables => {
                 self.server_run("iptables", &["-F", IPTABLES_CHAIN]);
                 self.server_run("ip6tables", &["-F", IPTABLES_CHAIN]);
+            }
+            Backend::Ufw => {
+                self.ufw(&["delete", "deny", "proto", "tcp", "from", "0.0.0.0/0", "to", "0.0.0.0/0", "port", "8090"]);
+                self.ufw(&["delete", "deny", "proto", "tcp", "from", "::/0", "to", "::/0", "port", "8090"]);
             }
         }
     }
@@ -349,6 +399,19 @@ fn prepare_sandbox(sandbox: &Path) {
     // An IIS proxy runs elsewhere, so mxharden never reads these; they only need to exist
     // for the desired state to describe a complete app.
     fs::create_dir_all(sandbox.join("etc/ssl/private")).expect("create the key folder");
+    // ufw state: its scripts, and no sysctl file, because some settings in ufw's
+    // sysctl.conf are not per network namespace.
+    fs::create_dir_all(sandbox.join("lib")).expect("create the lib folder");
+    let copied = Command::new("cp").arg("-a").arg("/lib/ufw").arg(sandbox.join("lib/ufw")).status().expect("run cp");
+    assert!(copied.success(), "copying /lib/ufw into the sandbox failed");
+    let defaults = sandbox.join("etc/default/ufw");
+    let text = fs::read_to_string(&defaults).expect("read the copy of /etc/default/ufw");
+    let without_sysctl: String = text
+        .lines()
+        .map(|line| if line.starts_with("IPT_SYSCTL=") { "IPT_SYSCTL=/dev/null" } else { line })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    fs::write(&defaults, without_sysctl).expect("switch off ufw's sysctl file in the copy");
 }
 
 fn addresses(hosts: &[&str], port: u16) -> Vec<SocketAddr> {
@@ -461,7 +524,7 @@ fn full_matrix_after_apply(test_name: &str, backend: Backend) {
     let Some(lab) = Lab::start(test_name, backend) else {
         return;
     };
-    lab.add_operator_rules();
+    lab.add_operator_rules(backend);
     let operator_rules = lab.ruleset();
     // Control: before the apply every host reaches both ports, so the rules are what blocks.
     for (address, outcome) in connect_from(&lab.outside, &addresses(&[SERVER_OUTSIDE_SIDE_V4, SERVER_OUTSIDE_SIDE_V6], ADMIN_PORT)) {
@@ -481,7 +544,12 @@ fn full_matrix_after_apply(test_name: &str, backend: Backend) {
     for line in operator_rules.lines() {
         assert!(ruleset.contains(line), "the apply changed the operator's rule {line:?}; ruleset now:\n{ruleset}");
     }
-    assert!(!ruleset.contains("policy drop"), "the apply set a default-deny policy:\n{ruleset}");
+    // ufw's own default-deny, which the operator enabled, is in the rules before the apply.
+    assert_eq!(
+        ruleset.matches("policy drop").count(),
+        operator_rules.matches("policy drop").count(),
+        "the apply set a default-deny policy:\n{ruleset}"
+    );
 }
 
 fn second_apply_changes_nothing(test_name: &str, backend: Backend) {
@@ -512,7 +580,7 @@ fn drift_shown_and_corrected(test_name: &str, backend: Backend) {
 
     assert_eq!(dry_run.status.code(), Some(2), "the dry run should report the drift: {}", describe(&dry_run));
     let report = stdout(&dry_run);
-    assert!(report.contains("differ from the saved ones"), "no drift line in:\n{report}");
+    assert!(report.contains("differ from the desired ones"), "no drift line in:\n{report}");
     assert!(report.contains(&format!("--- live {} rules", backend.name())), "no drift diff in:\n{report}");
     assert!(report.contains(&ADMIN_PORT.to_string()), "the diff does not show the admin port:\n{report}");
 
@@ -526,7 +594,7 @@ fn remove_deletes_only_app_rules(test_name: &str, backend: Backend) {
     let Some(lab) = Lab::start(test_name, backend) else {
         return;
     };
-    lab.add_operator_rules();
+    lab.add_operator_rules(backend);
     let before = lab.ruleset();
     lab.apply();
     assert!(lab.app_rules_loaded(backend), "the apply loaded no rules");
@@ -557,7 +625,7 @@ fn unconfirmed_change_rolled_back(test_name: &str, backend: Backend) {
     };
     // The operator's rules make iptables-nft create its tables before the apply, as on a
     // host that uses iptables, so the comparison below sees only mxharden's changes.
-    lab.add_operator_rules();
+    lab.add_operator_rules(backend);
     let before = lab.ruleset();
 
     // stdin is closed, so no confirmation can come.
@@ -580,7 +648,7 @@ fn confirmed_change_kept(test_name: &str, backend: Backend) {
         "unshare",
         ["--mount", "--propagation", "private", "--", "sh", "-c", LIVE_APPLY_SCRIPT, "sh"],
     );
-    for folder in ["etc", "srv", "var/lib", "var/log"] {
+    for folder in SANDBOX_MOUNTS {
         command.arg(lab.sandbox.join(folder));
     }
     command
@@ -674,6 +742,48 @@ fn iptables_unconfirmed_change_rolled_back() {
 #[test]
 fn nftables_confirmed_change_kept() {
     confirmed_change_kept("nftables_confirmed_change_kept", Backend::Nftables);
+}
+
+#[test]
+fn ufw_full_matrix_after_apply() {
+    full_matrix_after_apply("ufw_full_matrix_after_apply", Backend::Ufw);
+}
+
+#[test]
+fn ufw_second_apply_changes_nothing() {
+    second_apply_changes_nothing("ufw_second_apply_changes_nothing", Backend::Ufw);
+}
+
+#[test]
+fn ufw_drift_shown_and_corrected() {
+    drift_shown_and_corrected("ufw_drift_shown_and_corrected", Backend::Ufw);
+}
+
+#[test]
+fn ufw_remove_deletes_only_app_rules() {
+    remove_deletes_only_app_rules("ufw_remove_deletes_only_app_rules", Backend::Ufw);
+}
+
+#[test]
+fn ufw_unconfirmed_change_rolled_back() {
+    unconfirmed_change_rolled_back("ufw_unconfirmed_change_rolled_back", Backend::Ufw);
+}
+
+#[test]
+fn ufw_conflicting_rule_rejected() {
+    let Some(lab) = Lab::start("ufw_conflicting_rule_rejected", Backend::Ufw) else {
+        return;
+    };
+    lab.ufw(&["allow", "8000/tcp"]);
+    let before = lab.ruleset();
+
+    let output = lab.mxharden(&["apply"], Stdio::null());
+
+    assert!(!output.status.success(), "the apply should fail on a rule that ufw would overwrite: {}", describe(&output));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(errors.contains("ufw keeps one rule for them"), "{errors}");
+    assert!(errors.contains("ufw delete allow proto tcp from 0.0.0.0/0 to 0.0.0.0/0 port 8000"), "{errors}");
+    assert_eq!(lab.ruleset(), before, "the failed apply changed the live rules");
 }
 
 #[test]

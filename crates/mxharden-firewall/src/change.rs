@@ -7,7 +7,7 @@ use mxharden_spec::values::AbsPath;
 
 use crate::detect::Backend;
 use crate::error::FirewallError;
-use crate::{iptables, nftables};
+use crate::{iptables, nftables, ufw};
 
 /// One firewall change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -25,10 +25,14 @@ pub enum Change {
     Load {
         /// The backend.
         backend: Backend,
-        /// The nftables table or iptables chain.
+        /// The nftables table, iptables chain or ufw comment.
         name: String,
-        /// The rules files to load: one for nftables, IPv4 then IPv6 for iptables.
+        /// The rules files to load: one for nftables, IPv4 then IPv6 for
+        /// iptables, none for ufw.
         files: Vec<AbsPath>,
+        /// The ufw rules, as ufw's rule files store them, in order.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        rules: Vec<String>,
         /// Unified diff from the live rules to the rules being loaded, when
         /// the live rules differ from the saved file.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,7 +60,7 @@ impl Change {
             Change::Load { backend, name, drift, .. } => {
                 let mut lines = vec![format!("! load {} rules {name}", backend.name())];
                 if drift.is_some() {
-                    lines.push(format!("  the live {} rules {name} differ from the saved ones (diff below)", backend.name()));
+                    lines.push(format!("  the live {} rules {name} differ from the desired ones (diff below)", backend.name()));
                 }
                 lines
             }
@@ -78,10 +82,10 @@ pub enum Undo {
     RestoreLive {
         /// The backend.
         backend: Backend,
-        /// The nftables table or iptables chain.
+        /// The nftables table, iptables chain or ufw comment.
         name: String,
         /// The live rules before the load, in the backend's own listing
-        /// format; `None` when there were none.
+        /// format (for ufw, its rule lines); `None` when there were none.
         previous: Option<String>,
     },
 }
@@ -93,6 +97,11 @@ impl Undo {
             Undo::RemoveLink { link } => root.remove_file(link.as_str()).map_err(Into::into),
             Undo::RestoreLive { backend: Backend::Nftables, name, previous } => nftables::restore(name, previous.as_deref()),
             Undo::RestoreLive { backend: Backend::Iptables, name, previous } => iptables::restore(name, previous.as_deref()),
+            // NOTE: restored ufw rules go to the top of each family, wherever they were before.
+            Undo::RestoreLive { backend: Backend::Ufw, name, previous } => {
+                let tuples: Vec<String> = previous.iter().flat_map(|text| text.lines().map(str::to_owned)).collect();
+                ufw::replace(root, name, &tuples)
+            }
         }
     }
 
@@ -114,15 +123,17 @@ pub fn execute(root: &RootDir, live: bool, change: &Change) -> Result<Option<Und
             Ok(Some(Undo::RemoveLink { link: link.clone() }))
         }
         Change::Load { .. } | Change::Unload { .. } if !live => Ok(None),
-        Change::Load { backend, name, files, .. } => {
+        Change::Load { backend, name, files, rules, .. } => {
             let host_files: Vec<PathBuf> = files.iter().map(|file| root.host_path(file.as_str())).collect();
             let previous = match backend {
                 Backend::Nftables => nftables::live_table(name)?,
                 Backend::Iptables => iptables::live_chains(name)?,
+                Backend::Ufw => ufw::marked_tuples(root, name)?.map(|tuples| tuples.join("\n")),
             };
             match backend {
                 Backend::Nftables => nftables::load(&host_files[0])?,
                 Backend::Iptables => iptables::load(name, &host_files)?,
+                Backend::Ufw => ufw::replace(root, name, rules)?,
             }
             Ok(Some(Undo::RestoreLive {
                 backend: *backend,
@@ -132,6 +143,7 @@ pub fn execute(root: &RootDir, live: bool, change: &Change) -> Result<Option<Und
         }
         Change::Unload { backend: Backend::Nftables, name } => nftables::delete(name).map(|()| None),
         Change::Unload { backend: Backend::Iptables, name } => iptables::delete(name).map(|()| None),
+        Change::Unload { backend: Backend::Ufw, name } => ufw::delete_marked(root, name).map(|()| None),
         Change::Remove { path } => {
             root.remove_file(path.as_str())?;
             Ok(None)

@@ -17,6 +17,8 @@ pub enum Backend {
     Nftables,
     /// Chains of mxharden's own per app in the iptables and ip6tables `filter` tables.
     Iptables,
+    /// Rules added with ufw's own commands.
+    Ufw,
 }
 
 impl Backend {
@@ -25,6 +27,7 @@ impl Backend {
         match self {
             Backend::Nftables => "nftables",
             Backend::Iptables => "iptables",
+            Backend::Ufw => "ufw",
         }
     }
 }
@@ -81,15 +84,27 @@ pub fn active_manager(root: &RootDir, live: bool) -> Result<Option<Manager>, Fir
 }
 
 /// Resolves `requested` to the backend that writes rules, or `None` for
-/// `none`. `auto` picks iptables when the host keeps iptables rules in
-/// `/etc/iptables/rules.v4` (Debian's iptables-persistent), nftables
-/// otherwise. Under an active ufw or firewalld every backend is rejected,
-/// because raw rules beside them would be changed behind the manager's back.
+/// `none`. `auto` picks ufw when ufw is active, iptables when the host keeps
+/// iptables rules in `/etc/iptables/rules.v4` (Debian's
+/// iptables-persistent), and nftables otherwise. Under an active ufw or
+/// firewalld the raw backends are rejected, because their rules would change
+/// the host behind the manager's back; `ufw` is rejected unless ufw is active.
 pub fn resolve_backend(root: &RootDir, live: bool, requested: FirewallBackend) -> Result<Option<Backend>, FirewallError> {
+    let manager = active_manager(root, live)?;
+    let ufw_active = manager.as_ref().is_some_and(|m| m.name == "ufw");
     let backend = match requested {
         FirewallBackend::None => return Ok(None),
         FirewallBackend::Nftables => Backend::Nftables,
         FirewallBackend::Iptables => Backend::Iptables,
+        FirewallBackend::Ufw if ufw_active => return Ok(Some(Backend::Ufw)),
+        FirewallBackend::Ufw => {
+            return Err(FirewallError::Conflict(
+                "firewall.backend is ufw but ufw is not enabled (ENABLED=yes in /etc/ufw/ufw.conf); mxharden does not enable ufw, \
+                 because that sets ufw's default-deny policy for the whole host: enable ufw yourself after allowing SSH, or choose nftables"
+                    .to_owned(),
+            ));
+        }
+        FirewallBackend::Auto if ufw_active => return Ok(Some(Backend::Ufw)),
         FirewallBackend::Auto => {
             if root.meta("/etc/iptables/rules.v4")?.is_some() {
                 Backend::Iptables
@@ -98,13 +113,17 @@ pub fn resolve_backend(root: &RootDir, live: bool, requested: FirewallBackend) -
             }
         }
     };
-    if let Some(manager) = active_manager(root, live)? {
+    if let Some(manager) = manager {
         return Err(FirewallError::Conflict(format!(
-            "{name} manages this host's firewall ({evidence}); mxharden does not write raw {backend} rules beside it and has no {name} backend yet: \
-             open the runtime port to the proxy hosts with {name} itself, or disable {name}",
+            "{name} manages this host's firewall ({evidence}); mxharden does not write raw {backend} rules beside it{advice}",
             name = manager.name,
             evidence = manager.evidence,
             backend = backend.name(),
+            advice = if manager.name == "ufw" {
+                ": set firewall.backend to ufw or auto"
+            } else {
+                " and has no firewalld backend yet: open the runtime port to the proxy hosts with firewall-cmd, or disable firewalld"
+            },
         )));
     }
     Ok(Some(backend))

@@ -20,6 +20,7 @@ pub mod nftables;
 pub mod plan;
 pub mod iptables;
 pub mod ssh;
+pub mod ufw;
 
 pub use change::{Change, Undo, execute};
 pub use detect::{Backend, resolve_backend};

@@ -9,7 +9,7 @@ use crate::change::{Change, link_target};
 use crate::command;
 use crate::detect::Backend;
 use crate::error::FirewallError;
-use crate::{docker, iptables, nftables, ssh};
+use crate::{docker, iptables, nftables, ssh, ufw};
 
 
 /// The firewall part of one app's plan.
@@ -40,7 +40,7 @@ pub fn render_artifacts(engine: &Engine, app: &AppSpec, backend: Option<Backend>
         Ok(())
     };
     match backend {
-        None => {}
+        None | Some(Backend::Ufw) => {}
         Some(Backend::Nftables) => {
             add(layout::firewall_unit(app), ArtifactKind::FirewallUnit, "firewall/nftables.service.tera", 0o644)?;
         }
@@ -62,6 +62,7 @@ pub fn rules_files(app: &AppSpec, backend: Backend) -> Vec<AbsPath> {
     match backend {
         Backend::Nftables => vec![layout::nft_rules(app)],
         Backend::Iptables => vec![layout::iptables_rules(app), layout::ip6tables_rules(app)],
+        Backend::Ufw => Vec::new(),
     }
 }
 
@@ -70,6 +71,7 @@ pub fn rules_name(app: &AppSpec, backend: Backend) -> String {
     match backend {
         Backend::Nftables => layout::nft_table(app),
         Backend::Iptables => layout::iptables_chain(app),
+        Backend::Ufw => ufw::comment(app),
     }
 }
 
@@ -103,13 +105,19 @@ pub fn plan_firewall(
     }
 
     // A backend chosen before, or a removed one, leaves files and rules that this run deletes.
-    for other in [Backend::Nftables, Backend::Iptables].into_iter().filter(|b| Some(*b) != backend) {
+    for other in ALL_BACKENDS.into_iter().filter(|b| Some(*b) != backend) {
         plan.changes.extend(removal_of(root, live, app, other)?);
     }
     let Some(backend) = backend else {
         plan.changes.extend(unit_removal(root, app)?);
         return Ok(plan);
     };
+    if backend == Backend::Ufw {
+        // ufw keeps its rules across reboots itself, so no unit of mxharden's loads them.
+        plan.changes.extend(unit_removal(root, app)?);
+        plan_ufw(root, live, app, &mut plan)?;
+        return Ok(plan);
+    }
 
     // The plan stage checks the nftables file with the other generated files.
     if backend == Backend::Iptables {
@@ -142,6 +150,7 @@ pub fn plan_firewall(
             let v6 = contents_of(artifacts, ArtifactKind::Ip6tablesRules).expect("the ip6tables rules are rendered");
             (iptables::canonical(v4, v6, &name)?, iptables::live_chains(&name)?)
         }
+        Backend::Ufw => unreachable!("ufw is planned by plan_ufw"),
     };
     let live_matches = current.as_deref() == Some(desired.as_str());
     if rules_changed || !live_matches {
@@ -152,10 +161,48 @@ pub fn plan_firewall(
             backend,
             name,
             files: rules_files(app, backend),
+            rules: Vec::new(),
             drift,
         });
     }
     Ok(plan)
+}
+
+/// Every backend that writes rules.
+const ALL_BACKENDS: [Backend; 3] = [Backend::Nftables, Backend::Iptables, Backend::Ufw];
+
+/// Plans the ufw rules: checked with `ufw --dry-run`, compared with ufw's
+/// rule files, and replaced when they differ. ufw runs only on the live host.
+fn plan_ufw(root: &RootDir, live: bool, app: &AppSpec, plan: &mut FirewallPlan) -> Result<(), FirewallError> {
+    if !live {
+        plan.checks.push(Err("ufw rules are checked and added only on the live host".to_owned()));
+        return Ok(());
+    }
+    if !command::is_root() {
+        plan.checks.push(Err("ufw --dry-run needs root".to_owned()));
+        return Ok(());
+    }
+    ufw::check(app)?;
+    plan.checks.push(Ok("ufw --dry-run".to_owned()));
+    let live_tuples = ufw::live_tuples(root)?;
+    ufw::reject_conflicts(app, &live_tuples)?;
+    let (current, desired) = ufw::listings(app, &live_tuples);
+    if current != desired {
+        let name = ufw::comment(app);
+        let drift = similar::TextDiff::from_lines(&current, &desired)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("live ufw rules {name}"), &format!("desired ufw rules {name}"))
+            .to_string();
+        plan.changes.push(Change::Load {
+            backend: Backend::Ufw,
+            name,
+            files: Vec::new(),
+            rules: ufw::desired_tuples(app),
+            drift: Some(drift),
+        });
+    }
+    Ok(())
 }
 
 /// Returns a unified diff from the live rules to the desired ones.
@@ -176,7 +223,7 @@ pub fn drift_diff(backend: Backend, name: &str, live: Option<&str>, desired: &st
 /// `mxharden remove`. Nothing else of the app or the host is touched.
 pub fn plan_removal(root: &RootDir, live: bool, app: &AppSpec) -> Result<Vec<Change>, FirewallError> {
     let mut changes = Vec::new();
-    for backend in [Backend::Nftables, Backend::Iptables] {
+    for backend in ALL_BACKENDS {
         changes.extend(removal_of(root, live, app, backend)?);
     }
     changes.extend(unit_removal(root, app)?);
@@ -202,6 +249,7 @@ fn removal_of(root: &RootDir, live: bool, app: &AppSpec, backend: Backend) -> Re
         let present = match backend {
             Backend::Nftables => command::find_program("nft").is_some() && nftables::live_table(&name)?.is_some(),
             Backend::Iptables => command::find_program("iptables").is_some() && iptables::live_chains(&name)?.is_some(),
+            Backend::Ufw => command::find_program("ufw").is_some() && ufw::marked_tuples(root, &name)?.is_some(),
         };
         if present {
             changes.push(Change::Unload { backend, name });

@@ -22,6 +22,7 @@ pub fn with_backend(app: &AppSpec, backend: Option<Backend>) -> AppSpec {
         None => FirewallBackend::None,
         Some(Backend::Nftables) => FirewallBackend::Nftables,
         Some(Backend::Iptables) => FirewallBackend::Iptables,
+        Some(Backend::Ufw) => FirewallBackend::Ufw,
     };
     resolved
 }

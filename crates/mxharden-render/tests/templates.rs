@@ -94,6 +94,8 @@ fn output_filters(template: &str) -> [&'static str; 2] {
         Some("systemd") => "systemd",
         Some("m2ee") => "yaml",
         Some("iis") => "xml",
+        Some("firewall") if template.ends_with(".service.tera") => "systemd",
+        Some("firewall") if template.starts_with("firewall/iptables.v") => "iptables",
         _ => panic!("template {template} has no known output format; add its folder to output_filters"),
     };
     [format, "num"]

@@ -115,7 +115,7 @@ pub struct Tls {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Firewall {
-    /// `nftables` (default), `iptables`, `auto` or `none`.
+    /// `nftables` (default), `iptables`, `ufw`, `auto` or `none`.
     #[serde(default)]
     pub backend: FirewallBackend,
 }
@@ -124,9 +124,9 @@ pub struct Firewall {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FirewallBackend {
-    /// The manager found on the host: iptables when the host keeps rules
-    /// in `/etc/iptables/rules.v4`, nftables otherwise. A host managed by
-    /// ufw or firewalld is rejected.
+    /// The manager found on the host: ufw when it is enabled, iptables when
+    /// the host keeps rules in `/etc/iptables/rules.v4`, nftables otherwise.
+    /// A host managed by firewalld is rejected.
     Auto,
     /// A table of mxharden's own per app, replaced atomically.
     #[default]
@@ -134,6 +134,8 @@ pub enum FirewallBackend {
     /// Chains of mxharden's own per app in the iptables and ip6tables
     /// `filter` tables, jumped to from `INPUT`.
     Iptables,
+    /// Rules added with ufw's own commands; ufw must be enabled.
+    Ufw,
     /// No firewall rules; only allowed while every port listens on loopback,
     /// unless the `unfiltered-runtime-port` check is waived.
     None,

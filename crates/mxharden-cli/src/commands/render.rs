@@ -26,6 +26,7 @@ pub fn run(options: &GlobalOptions, args: &RenderArgs) -> anyhow::Result<ExitCod
         let backend = match app.firewall {
             FirewallBackend::None => None,
             FirewallBackend::Iptables => Some(Backend::Iptables),
+            FirewallBackend::Ufw => Some(Backend::Ufw),
             FirewallBackend::Auto | FirewallBackend::Nftables => Some(Backend::Nftables),
         };
         let resolved = mxharden_plan::firewall::with_backend(app, backend);
