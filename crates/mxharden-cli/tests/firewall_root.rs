@@ -182,3 +182,23 @@ fn unfiltered_listen_needs_waiver() {
     assert!(String::from_utf8_lossy(&rejected.stderr).contains("unfiltered-runtime-port"), "{}", describe(&rejected));
     assert!(accepted.status.success(), "{}", describe(&accepted));
 }
+
+#[test]
+fn windows_script_written_with_loopback_warning() {
+    if !root_or_skip("windows_script_written_with_loopback_warning") {
+        return;
+    }
+    let sandbox = Sandbox::with_spec(&spec_with_backend("windows").replace("kind: nginx", "kind: iis"));
+
+    let output = sandbox.apply_ok(&[]);
+    let second = sandbox.apply(&["--detailed-exitcode"]);
+
+    let script = std::fs::read_to_string(sandbox.path("/etc/mxharden/windows/sales/firewall.ps1")).expect("the script is written");
+    assert!(script.contains("New-NetFirewallRule"), "{script}");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("Windows Firewall does not filter loopback traffic"), "{report}");
+    for path in [NFT_FILE, UNIT, UNIT_LINK] {
+        assert!(!exists(&sandbox.path(path)), "the windows backend wrote {path}");
+    }
+    assert_eq!(second.status.code(), Some(0), "the second apply changed something:\n{}", describe(&second));
+}

@@ -102,6 +102,7 @@ impl Undo {
                 let tuples: Vec<String> = previous.iter().flat_map(|text| text.lines().map(str::to_owned)).collect();
                 ufw::replace(root, name, &tuples)
             }
+            Undo::RestoreLive { backend: Backend::Windows, .. } => Ok(()),
         }
     }
 
@@ -123,17 +124,21 @@ pub fn execute(root: &RootDir, live: bool, change: &Change) -> Result<Option<Und
             Ok(Some(Undo::RemoveLink { link: link.clone() }))
         }
         Change::Load { .. } | Change::Unload { .. } if !live => Ok(None),
+        // Windows rules run on another host, so nothing is loaded or unloaded here.
+        Change::Unload { backend: Backend::Windows, .. } => Ok(None),
         Change::Load { backend, name, files, rules, .. } => {
             let host_files: Vec<PathBuf> = files.iter().map(|file| root.host_path(file.as_str())).collect();
             let previous = match backend {
                 Backend::Nftables => nftables::live_table(name)?,
                 Backend::Iptables => iptables::live_chains(name)?,
                 Backend::Ufw => ufw::marked_tuples(root, name)?.map(|tuples| tuples.join("\n")),
+                Backend::Windows => return Ok(None),
             };
             match backend {
                 Backend::Nftables => nftables::load(&host_files[0])?,
                 Backend::Iptables => iptables::load(name, &host_files)?,
                 Backend::Ufw => ufw::replace(root, name, rules)?,
+                Backend::Windows => unreachable!("returned above"),
             }
             Ok(Some(Undo::RestoreLive {
                 backend: *backend,

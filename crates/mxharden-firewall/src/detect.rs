@@ -19,6 +19,8 @@ pub enum Backend {
     Iptables,
     /// Rules added with ufw's own commands.
     Ufw,
+    /// A PowerShell script of Windows Firewall rules for another host.
+    Windows,
 }
 
 impl Backend {
@@ -28,6 +30,7 @@ impl Backend {
             Backend::Nftables => "nftables",
             Backend::Iptables => "iptables",
             Backend::Ufw => "ufw",
+            Backend::Windows => "windows",
         }
     }
 }
@@ -94,6 +97,8 @@ pub fn resolve_backend(root: &RootDir, live: bool, requested: FirewallBackend) -
     let ufw_active = manager.as_ref().is_some_and(|m| m.name == "ufw");
     let backend = match requested {
         FirewallBackend::None => return Ok(None),
+        // The rules are for the Windows host, so this host's manager does not matter.
+        FirewallBackend::Windows => return Ok(Some(Backend::Windows)),
         FirewallBackend::Nftables => Backend::Nftables,
         FirewallBackend::Iptables => Backend::Iptables,
         FirewallBackend::Ufw if ufw_active => return Ok(Some(Backend::Ufw)),

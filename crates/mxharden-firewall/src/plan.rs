@@ -44,6 +44,9 @@ pub fn render_artifacts(engine: &Engine, app: &AppSpec, backend: Option<Backend>
         Some(Backend::Nftables) => {
             add(layout::firewall_unit(app), ArtifactKind::FirewallUnit, "firewall/nftables.service.tera", 0o644)?;
         }
+        Some(Backend::Windows) => {
+            add(layout::windows_firewall_script(app), ArtifactKind::WindowsFirewallScript, "firewall/windows.ps1.tera", 0o644)?;
+        }
         Some(Backend::Iptables) => {
             add(layout::iptables_rules(app), ArtifactKind::IptablesRules, "firewall/iptables.v4.tera", 0o600)?;
             add(layout::ip6tables_rules(app), ArtifactKind::Ip6tablesRules, "firewall/iptables.v6.tera", 0o600)?;
@@ -63,6 +66,7 @@ pub fn rules_files(app: &AppSpec, backend: Backend) -> Vec<AbsPath> {
         Backend::Nftables => vec![layout::nft_rules(app)],
         Backend::Iptables => vec![layout::iptables_rules(app), layout::ip6tables_rules(app)],
         Backend::Ufw => Vec::new(),
+        Backend::Windows => vec![layout::windows_firewall_script(app)],
     }
 }
 
@@ -72,6 +76,7 @@ pub fn rules_name(app: &AppSpec, backend: Backend) -> String {
         Backend::Nftables => layout::nft_table(app),
         Backend::Iptables => layout::iptables_chain(app),
         Backend::Ufw => ufw::comment(app),
+        Backend::Windows => format!("mxharden {}", app.name),
     }
 }
 
@@ -112,6 +117,15 @@ pub fn plan_firewall(
         plan.changes.extend(unit_removal(root, app)?);
         return Ok(plan);
     };
+    if backend == Backend::Windows {
+        plan.changes.extend(unit_removal(root, app)?);
+        plan.warnings.push(format!(
+            "copy {} to the Windows host and run it as Administrator. Windows Firewall does not filter loopback traffic, \
+             so the admin port is kept from processes on that host only by its listen address (127.0.0.1 and ::1)",
+            layout::windows_firewall_script(app)
+        ));
+        return Ok(plan);
+    }
     if backend == Backend::Ufw {
         // ufw keeps its rules across reboots itself, so no unit of mxharden's loads them.
         plan.changes.extend(unit_removal(root, app)?);
@@ -150,7 +164,7 @@ pub fn plan_firewall(
             let v6 = contents_of(artifacts, ArtifactKind::Ip6tablesRules).expect("the ip6tables rules are rendered");
             (iptables::canonical(v4, v6, &name)?, iptables::live_chains(&name)?)
         }
-        Backend::Ufw => unreachable!("ufw is planned by plan_ufw"),
+        Backend::Ufw | Backend::Windows => unreachable!("ufw and windows return above"),
     };
     let live_matches = current.as_deref() == Some(desired.as_str());
     if rules_changed || !live_matches {
@@ -169,7 +183,7 @@ pub fn plan_firewall(
 }
 
 /// Every backend that writes rules.
-const ALL_BACKENDS: [Backend; 3] = [Backend::Nftables, Backend::Iptables, Backend::Ufw];
+const ALL_BACKENDS: [Backend; 4] = [Backend::Nftables, Backend::Iptables, Backend::Ufw, Backend::Windows];
 
 /// Plans the ufw rules: checked with `ufw --dry-run`, compared with ufw's
 /// rule files, and replaced when they differ. ufw runs only on the live host.
@@ -250,6 +264,7 @@ fn removal_of(root: &RootDir, live: bool, app: &AppSpec, backend: Backend) -> Re
             Backend::Nftables => command::find_program("nft").is_some() && nftables::live_table(&name)?.is_some(),
             Backend::Iptables => command::find_program("iptables").is_some() && iptables::live_chains(&name)?.is_some(),
             Backend::Ufw => command::find_program("ufw").is_some() && ufw::marked_tuples(root, &name)?.is_some(),
+            Backend::Windows => false,
         };
         if present {
             changes.push(Change::Unload { backend, name });

@@ -33,6 +33,8 @@ pub enum ArtifactKind {
     Ip6tablesRules,
     /// systemd unit that loads the firewall rules at boot.
     FirewallUnit,
+    /// PowerShell script with Windows Firewall rules.
+    WindowsFirewallScript,
     /// systemd unit.
     SystemdUnit,
     /// mxharden's m2ee-tools file, holding the admin password.

@@ -125,6 +125,14 @@ pub struct FirewallView {
     pub iptables_rules_file: String,
     /// The ip6tables rules file.
     pub ip6tables_rules_file: String,
+    /// Windows Firewall rule group that holds the app's rules.
+    pub windows_group: String,
+    /// Prefix of the Windows Firewall rule names, e.g. `mxharden-sales`.
+    pub windows_rule_prefix: String,
+    /// Remote proxy networks, IPv4 and IPv6, as Windows Firewall matches them.
+    pub windows_proxy_addresses: Vec<String>,
+    /// Every remote address that is not a proxy, as ranges, IPv4 then IPv6.
+    pub windows_other_addresses: Vec<String>,
     /// Remote proxy networks, IPv4.
     pub ipv4_sources: Vec<String>,
     /// Remote proxy networks, IPv6.
@@ -223,6 +231,13 @@ impl RenderContext {
                 iptables_chain: layout::iptables_chain(app),
                 iptables_rules_file: layout::iptables_rules(app).to_string(),
                 ip6tables_rules_file: layout::ip6tables_rules(app).to_string(),
+                windows_group: format!("mxharden {}", app.name),
+                windows_rule_prefix: format!("mxharden-{}", app.name),
+                windows_proxy_addresses: app.remote_addresses.iter().map(ToString::to_string).collect(),
+                windows_other_addresses: [false, true]
+                    .into_iter()
+                    .flat_map(|v6| crate::ranges::uncovered_ranges(&app.remote_addresses, v6))
+                    .collect(),
                 ipv4_sources: ipv4.iter().map(ToString::to_string).collect(),
                 ipv6_sources: ipv6.iter().map(ToString::to_string).collect(),
             },

@@ -67,6 +67,25 @@ pub fn xml(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     Ok(out)
 }
 
+/// A PowerShell single-quoted string literal; a quote is doubled, which is
+/// the only escape inside single quotes. PowerShell also ends such strings
+/// at the typographic quotes U+2018 to U+201B, so those are doubled too.
+pub fn powershell(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::message("a control character cannot be written into a PowerShell string"));
+    }
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    Ok(out)
+}
+
 /// A non-negative integer.
 pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
     match value.as_i128() {
@@ -76,4 +95,4 @@ pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
 }
 
 /// Names of the output filters, for the template lint test.
-pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nft", "iptables", "systemd", "yaml", "xml", "num"];
+pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nft", "iptables", "systemd", "yaml", "xml", "powershell", "num"];

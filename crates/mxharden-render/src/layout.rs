@@ -38,6 +38,11 @@ pub fn iptables_chain(app: &AppSpec) -> String {
     format!("MXH-{}", app.name.as_str().to_ascii_uppercase())
 }
 
+/// PowerShell script with the app's Windows Firewall rules, to run on the Windows host.
+pub fn windows_firewall_script(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/mxharden/windows/{}/firewall.ps1", app.name))
+}
+
 /// The unit that loads the app's firewall rules at boot.
 pub fn firewall_unit_name(app: &AppSpec) -> String {
     format!("mxharden-firewall-{}.service", app.name)

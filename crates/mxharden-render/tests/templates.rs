@@ -96,6 +96,7 @@ fn output_filters(template: &str) -> [&'static str; 2] {
         Some("iis") => "xml",
         Some("firewall") if template.ends_with(".service.tera") => "systemd",
         Some("firewall") if template.starts_with("firewall/iptables.v") => "iptables",
+        Some("firewall") if template.ends_with(".ps1.tera") => "powershell",
         _ => panic!("template {template} has no known output format; add its folder to output_filters"),
     };
     [format, "num"]

@@ -115,7 +115,7 @@ pub struct Tls {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Firewall {
-    /// `nftables` (default), `iptables`, `ufw`, `auto` or `none`.
+    /// `nftables` (default), `iptables`, `ufw`, `windows`, `auto` or `none`.
     #[serde(default)]
     pub backend: FirewallBackend,
 }
@@ -136,6 +136,9 @@ pub enum FirewallBackend {
     Iptables,
     /// Rules added with ufw's own commands; ufw must be enabled.
     Ufw,
+    /// A PowerShell script of Windows Firewall rules, written to
+    /// `/etc/mxharden/windows/<name>/firewall.ps1` to run on the Windows host.
+    Windows,
     /// No firewall rules; only allowed while every port listens on loopback,
     /// unless the `unfiltered-runtime-port` check is waived.
     None,
