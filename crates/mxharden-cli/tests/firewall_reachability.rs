@@ -11,10 +11,12 @@
 //! `/srv`, `/var/lib`, `/var/log` and `/run` are folders of the test. So it loads its rules
 //! into the server namespace only, and its accounts and files land in the copies. ufw, which
 //! the ufw tests enable as an operator would, runs the same way, with its sysctl file
-//! switched off in the copy, so it never changes a setting outside the namespace.
+//! switched off in the copy, so it never changes a setting outside the namespace. For the
+//! firewalld tests, a D-Bus system bus and firewalld run in such a mount namespace, and
+//! every command enters it with `nsenter`.
 //!
 //! The tests need root (they skip without it, and fail under `CI=true`), iproute2, nftables,
-//! iptables, ufw, util-linux and passwd.
+//! iptables, ufw, firewalld, util-linux and passwd.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -26,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use mxharden_testkit::{Netns, require_root_or_skip, veth_pair};
+use mxharden_testkit::{Guarded, Netns, require_root_or_skip, veth_pair};
 use tempfile::TempDir;
 
 const PROXY_V4: &str = "10.93.1.1";
@@ -49,7 +51,18 @@ const IPTABLES_CHAIN: &str = "MXH-SALES";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Programs that the tests run, besides `ip`, which `require_root_or_skip` checks.
-const REQUIRED_PROGRAMS: [&str; 8] = ["nft", "iptables", "ip6tables", "iptables-restore", "ufw", "unshare", "mount", "useradd"];
+const REQUIRED_PROGRAMS: [&str; 12] =
+    ["nft", "iptables", "ip6tables", "iptables-restore", "ufw", "firewalld", "firewall-cmd", "dbus-daemon", "nsenter", "unshare", "mount", "useradd"];
+
+/// The firewalld policy that mxharden derives from the app name.
+const FIREWALLD_POLICY: &str = "mxh-sales";
+
+/// Mounts the sandbox's folders as `LIVE_APPLY_SCRIPT` does, then starts a D-Bus system bus
+/// and becomes firewalld.
+const FIREWALLD_SCRIPT: &str = r#"mount --bind "$1" /etc && mount --bind "$2" /srv && mount --bind "$3" /var/lib && mount --bind "$4" /var/log && mount --bind "$5" /lib/ufw && mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/dbus && dbus-daemon --system --fork --nopidfile && exec firewalld --nofork --nopid"#;
+
+/// Maximum time that firewalld gets to answer `firewall-cmd --state`.
+const FIREWALLD_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The comment `mxharden-sales` as ufw stores it in its rule files, in hexadecimal.
 const UFW_COMMENT_HEX: &str = "6d7868617264656e2d73616c6573";
@@ -67,6 +80,7 @@ enum Backend {
     Nftables,
     Iptables,
     Ufw,
+    Firewalld,
 }
 
 impl Backend {
@@ -75,6 +89,7 @@ impl Backend {
             Backend::Nftables => "nftables",
             Backend::Iptables => "iptables",
             Backend::Ufw => "ufw",
+            Backend::Firewalld => "firewalld",
         }
     }
 
@@ -84,12 +99,15 @@ impl Backend {
             Backend::Nftables => "check passed: nft -c",
             Backend::Iptables => "check passed: iptables-restore --test, ip6tables-restore --test",
             Backend::Ufw => "check passed: ufw --dry-run",
+            Backend::Firewalld => "check passed: firewall-cmd --query-rich-rule",
         }
     }
 }
 
 /// Three hosts, the test's copies of the server's folders, and the listeners.
 struct Lab {
+    /// firewalld, in the mount namespace that every command enters; only for firewalld tests.
+    firewalld: Option<Guarded>,
     _listeners: Vec<Listener>,
     server: Netns,
     proxy: Netns,
@@ -124,7 +142,8 @@ impl Lab {
             .into_iter()
             .map(|port| Listener::start(&server, port))
             .collect();
-        let lab = Lab {
+        let mut lab = Lab {
+            firewalld: None,
             _listeners: listeners,
             server,
             proxy,
@@ -133,15 +152,24 @@ impl Lab {
             app_file,
             _work: work,
         };
-        // mxharden never enables ufw, so the operator has.
-        if backend == Backend::Ufw {
+        if backend == Backend::Firewalld {
+            lab.start_firewalld();
+        }
+        // mxharden never enables ufw or starts firewalld, so the operator has.
+        if matches!(backend, Backend::Ufw | Backend::Firewalld) {
             lab.add_operator_rules(backend);
         }
         Some(lab)
     }
 
-    /// Runs `mxharden ARGS... APP_FILE` as on a live host, inside the server namespace.
-    fn mxharden(&self, args: &[&str], stdin: Stdio) -> Output {
+    /// Builds a command that runs `program args...` in the server namespace with the
+    /// sandbox's folders: in firewalld's mount namespace when it runs, else in a new one.
+    fn live_command(&self, program: &str, args: &[&str]) -> Command {
+        if let Some(firewalld) = &self.firewalld {
+            let mut command = Command::new("nsenter");
+            command.args(["--target", &firewalld.id().to_string(), "--mount", "--net", "--", program]).args(args);
+            return command;
+        }
         let mut command = self.server.command(
             "unshare",
             ["--mount", "--propagation", "private", "--", "sh", "-c", LIVE_APPLY_SCRIPT, "sh"],
@@ -149,7 +177,50 @@ impl Lab {
         for folder in SANDBOX_MOUNTS {
             command.arg(self.sandbox.join(folder));
         }
-        command.arg(env!("CARGO_BIN_EXE_mxharden")).args(args).arg(&self.app_file);
+        command.arg(program).args(args);
+        command
+    }
+
+    /// Starts a D-Bus system bus and firewalld in the server namespace and waits until
+    /// firewalld answers.
+    fn start_firewalld(&mut self) {
+        let mut command = self.server.command(
+            "unshare",
+            ["--mount", "--propagation", "private", "--", "sh", "-c", FIREWALLD_SCRIPT, "sh"],
+        );
+        for folder in SANDBOX_MOUNTS {
+            command.arg(self.sandbox.join(folder));
+        }
+        let log = fs::File::create(self.sandbox.join("firewalld.log")).expect("create the firewalld log");
+        command.stdout(log.try_clone().unwrap()).stderr(log);
+        self.firewalld = Some(Guarded::spawn(command.stdin(Stdio::null())).expect("start firewalld"));
+        let deadline = std::time::Instant::now() + FIREWALLD_START_TIMEOUT;
+        loop {
+            let state = self.live_command("firewall-cmd", &["--state"]).stdin(Stdio::null()).output().expect("run firewall-cmd");
+            if state.status.success() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "firewalld did not start within {FIREWALLD_START_TIMEOUT:?}: {}\nlog:\n{}",
+                describe(&state),
+                fs::read_to_string(self.sandbox.join("firewalld.log")).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs `firewall-cmd ARGS...` in firewalld's namespaces and panics when it fails.
+    fn firewall_cmd(&self, args: &[&str]) -> String {
+        let output = self.live_command("firewall-cmd", args).stdin(Stdio::null()).output().expect("run firewall-cmd");
+        assert!(output.status.success(), "firewall-cmd {args:?} failed: {}", describe(&output));
+        stdout(&output)
+    }
+
+    /// Runs `mxharden ARGS... APP_FILE` as on a live host, inside the server namespace.
+    fn mxharden(&self, args: &[&str], stdin: Stdio) -> Output {
+        let mut command = self.live_command(env!("CARGO_BIN_EXE_mxharden"), args);
+        command.arg(&self.app_file);
         command.stdin(stdin).output().expect("run mxharden in the server namespace")
     }
 
@@ -176,14 +247,7 @@ impl Lab {
     /// Runs `ufw ARGS...` in the server namespace with the sandbox's folders, and panics when
     /// it fails.
     fn ufw(&self, args: &[&str]) {
-        let mut command = self.server.command(
-            "unshare",
-            ["--mount", "--propagation", "private", "--", "sh", "-c", LIVE_APPLY_SCRIPT, "sh"],
-        );
-        for folder in SANDBOX_MOUNTS {
-            command.arg(self.sandbox.join(folder));
-        }
-        let output = command.arg("ufw").args(args).stdin(Stdio::null()).output().expect("run ufw");
+        let output = self.live_command("ufw", args).stdin(Stdio::null()).output().expect("run ufw");
         assert!(output.status.success(), "ufw {args:?} failed: {}", describe(&output));
     }
 
@@ -192,6 +256,11 @@ impl Lab {
     /// instead: SSH open to everyone, both app ports open to the test networks, and ufw
     /// enabled.
     fn add_operator_rules(&self, backend: Backend) {
+        if backend == Backend::Firewalld {
+            self.firewall_cmd(&["--permanent", "--add-port=8000/tcp", "--add-port=8090/tcp"]);
+            self.firewall_cmd(&["--reload"]);
+            return;
+        }
         if backend == Backend::Ufw {
             self.ufw(&["allow", "22/tcp"]);
             for network in ["10.93.0.0/16", "fd00:93::/32"] {
@@ -246,7 +315,7 @@ impl Lab {
                 self.sandbox.join("etc/mxharden/iptables/sales.v4"),
                 self.sandbox.join("etc/mxharden/iptables/sales.v6"),
             ],
-            Backend::Ufw => Vec::new(),
+            Backend::Ufw | Backend::Firewalld => Vec::new(),
         }
     }
 
@@ -263,6 +332,13 @@ impl Lab {
             Backend::Ufw => ["etc/ufw/user.rules", "etc/ufw/user6.rules"].iter().any(|file| {
                 fs::read_to_string(self.sandbox.join(file)).expect("read ufw's rule file").contains(UFW_COMMENT_HEX)
             }),
+            Backend::Firewalld => self
+                .live_command("firewall-cmd", &[&format!("--info-policy={FIREWALLD_POLICY}")])
+                .stdin(Stdio::null())
+                .output()
+                .expect("run firewall-cmd")
+                .status
+                .success(),
         }
     }
 
@@ -280,6 +356,12 @@ impl Lab {
             Backend::Ufw => {
                 self.ufw(&["delete", "deny", "proto", "tcp", "from", "0.0.0.0/0", "to", "0.0.0.0/0", "port", "8090"]);
                 self.ufw(&["delete", "deny", "proto", "tcp", "from", "::/0", "to", "::/0", "port", "8090"]);
+            }
+            Backend::Firewalld => {
+                self.firewall_cmd(&[
+                    &format!("--policy={FIREWALLD_POLICY}"),
+                    r#"--remove-rich-rule=rule priority="-31999" port port="8090" protocol="tcp" drop"#,
+                ]);
             }
         }
     }
@@ -644,16 +726,8 @@ fn confirmed_change_kept(test_name: &str, backend: Backend) {
     let Some(lab) = Lab::start(test_name, backend) else {
         return;
     };
-    let mut command = lab.server.command(
-        "unshare",
-        ["--mount", "--propagation", "private", "--", "sh", "-c", LIVE_APPLY_SCRIPT, "sh"],
-    );
-    for folder in SANDBOX_MOUNTS {
-        command.arg(lab.sandbox.join(folder));
-    }
+    let mut command = lab.live_command(env!("CARGO_BIN_EXE_mxharden"), &["apply", "--confirm-timeout", "30"]);
     command
-        .arg(env!("CARGO_BIN_EXE_mxharden"))
-        .args(["apply", "--confirm-timeout", "30"])
         .arg(&lab.app_file)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -784,6 +858,31 @@ fn ufw_conflicting_rule_rejected() {
     assert!(errors.contains("ufw keeps one rule for them"), "{errors}");
     assert!(errors.contains("ufw delete allow proto tcp from 0.0.0.0/0 to 0.0.0.0/0 port 8000"), "{errors}");
     assert_eq!(lab.ruleset(), before, "the failed apply changed the live rules");
+}
+
+#[test]
+fn firewalld_full_matrix_after_apply() {
+    full_matrix_after_apply("firewalld_full_matrix_after_apply", Backend::Firewalld);
+}
+
+#[test]
+fn firewalld_second_apply_changes_nothing() {
+    second_apply_changes_nothing("firewalld_second_apply_changes_nothing", Backend::Firewalld);
+}
+
+#[test]
+fn firewalld_drift_shown_and_corrected() {
+    drift_shown_and_corrected("firewalld_drift_shown_and_corrected", Backend::Firewalld);
+}
+
+#[test]
+fn firewalld_remove_deletes_only_app_rules() {
+    remove_deletes_only_app_rules("firewalld_remove_deletes_only_app_rules", Backend::Firewalld);
+}
+
+#[test]
+fn firewalld_unconfirmed_change_rolled_back() {
+    unconfirmed_change_rolled_back("firewalld_unconfirmed_change_rolled_back", Backend::Firewalld);
 }
 
 #[test]

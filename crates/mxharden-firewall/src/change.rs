@@ -7,7 +7,7 @@ use mxharden_spec::values::AbsPath;
 
 use crate::detect::Backend;
 use crate::error::FirewallError;
-use crate::{iptables, nftables, ufw};
+use crate::{firewalld, iptables, nftables, ufw};
 
 /// One firewall change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -30,7 +30,8 @@ pub enum Change {
         /// The rules files to load: one for nftables, IPv4 then IPv6 for
         /// iptables, none for ufw.
         files: Vec<AbsPath>,
-        /// The ufw rules, as ufw's rule files store them, in order.
+        /// The ufw rules, as ufw's rule files store them, in order, or the
+        /// firewalld rich rules.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         rules: Vec<String>,
         /// Unified diff from the live rules to the rules being loaded, when
@@ -102,6 +103,7 @@ impl Undo {
                 let tuples: Vec<String> = previous.iter().flat_map(|text| text.lines().map(str::to_owned)).collect();
                 ufw::replace(root, name, &tuples)
             }
+            Undo::RestoreLive { backend: Backend::Firewalld, name, previous } => firewalld::restore(name, previous.as_deref()),
             Undo::RestoreLive { backend: Backend::Windows, .. } => Ok(()),
         }
     }
@@ -132,23 +134,34 @@ pub fn execute(root: &RootDir, live: bool, change: &Change) -> Result<Option<Und
                 Backend::Nftables => nftables::live_table(name)?,
                 Backend::Iptables => iptables::live_chains(name)?,
                 Backend::Ufw => ufw::marked_tuples(root, name)?.map(|tuples| tuples.join("\n")),
+                Backend::Firewalld => firewalld::live_policy(name)?,
                 Backend::Windows => return Ok(None),
             };
-            match backend {
-                Backend::Nftables => nftables::load(&host_files[0])?,
-                Backend::Iptables => iptables::load(name, &host_files)?,
-                Backend::Ufw => ufw::replace(root, name, rules)?,
-                Backend::Windows => unreachable!("returned above"),
-            }
-            Ok(Some(Undo::RestoreLive {
+            let undo = Undo::RestoreLive {
                 backend: *backend,
                 name: name.clone(),
                 previous,
-            }))
+            };
+            let loaded = match backend {
+                Backend::Nftables => nftables::load(&host_files[0]),
+                Backend::Iptables => iptables::load(name, &host_files),
+                Backend::Ufw => ufw::replace(root, name, rules),
+                Backend::Firewalld => firewalld::replace(name, rules),
+                Backend::Windows => unreachable!("returned above"),
+            };
+            if let Err(error) = loaded {
+                // A load of several commands may have run some of them.
+                if let Err(undo_error) = undo.run(root) {
+                    tracing::error!(what = %undo.describe(), error = %undo_error, "restoring the rules after a failed load failed");
+                }
+                return Err(error);
+            }
+            Ok(Some(undo))
         }
         Change::Unload { backend: Backend::Nftables, name } => nftables::delete(name).map(|()| None),
         Change::Unload { backend: Backend::Iptables, name } => iptables::delete(name).map(|()| None),
         Change::Unload { backend: Backend::Ufw, name } => ufw::delete_marked(root, name).map(|()| None),
+        Change::Unload { backend: Backend::Firewalld, name } => firewalld::delete(name).map(|()| None),
         Change::Remove { path } => {
             root.remove_file(path.as_str())?;
             Ok(None)

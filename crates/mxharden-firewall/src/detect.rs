@@ -19,6 +19,8 @@ pub enum Backend {
     Iptables,
     /// Rules added with ufw's own commands.
     Ufw,
+    /// A firewalld policy added with `firewall-cmd`.
+    Firewalld,
     /// A PowerShell script of Windows Firewall rules for another host.
     Windows,
 }
@@ -30,6 +32,7 @@ impl Backend {
             Backend::Nftables => "nftables",
             Backend::Iptables => "iptables",
             Backend::Ufw => "ufw",
+            Backend::Firewalld => "firewalld",
             Backend::Windows => "windows",
         }
     }
@@ -72,6 +75,12 @@ pub fn active_manager(root: &RootDir, live: bool) -> Result<Option<Manager>, Fir
             evidence: format!("{enabled_link} exists, so the unit is enabled"),
         }));
     }
+    if live && crate::firewalld::running() {
+        return Ok(Some(Manager {
+            name: "firewalld",
+            evidence: "firewall-cmd --state reports it running".to_owned(),
+        }));
+    }
     if live {
         if let Some(pid) = read_text(root, "/run/firewalld.pid")? {
             let running = pid.trim().parse::<u32>().is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
@@ -91,10 +100,12 @@ pub fn active_manager(root: &RootDir, live: bool) -> Result<Option<Manager>, Fir
 /// iptables rules in `/etc/iptables/rules.v4` (Debian's
 /// iptables-persistent), and nftables otherwise. Under an active ufw or
 /// firewalld the raw backends are rejected, because their rules would change
-/// the host behind the manager's back; `ufw` is rejected unless ufw is active.
+/// the host behind the manager's back; `ufw` and `firewalld` are rejected
+/// unless that manager is active.
 pub fn resolve_backend(root: &RootDir, live: bool, requested: FirewallBackend) -> Result<Option<Backend>, FirewallError> {
     let manager = active_manager(root, live)?;
     let ufw_active = manager.as_ref().is_some_and(|m| m.name == "ufw");
+    let firewalld_active = manager.as_ref().is_some_and(|m| m.name == "firewalld");
     let backend = match requested {
         FirewallBackend::None => return Ok(None),
         // The rules are for the Windows host, so this host's manager does not matter.
@@ -109,7 +120,15 @@ pub fn resolve_backend(root: &RootDir, live: bool, requested: FirewallBackend) -
                     .to_owned(),
             ));
         }
+        FirewallBackend::Firewalld if firewalld_active => return Ok(Some(Backend::Firewalld)),
+        FirewallBackend::Firewalld => {
+            return Err(FirewallError::Conflict(
+                "firewall.backend is firewalld but firewalld is not running (firewall-cmd --state) nor enabled; start firewalld, or choose nftables"
+                    .to_owned(),
+            ));
+        }
         FirewallBackend::Auto if ufw_active => return Ok(Some(Backend::Ufw)),
+        FirewallBackend::Auto if firewalld_active => return Ok(Some(Backend::Firewalld)),
         FirewallBackend::Auto => {
             if root.meta("/etc/iptables/rules.v4")?.is_some() {
                 Backend::Iptables
@@ -124,11 +143,7 @@ pub fn resolve_backend(root: &RootDir, live: bool, requested: FirewallBackend) -
             name = manager.name,
             evidence = manager.evidence,
             backend = backend.name(),
-            advice = if manager.name == "ufw" {
-                ": set firewall.backend to ufw or auto"
-            } else {
-                " and has no firewalld backend yet: open the runtime port to the proxy hosts with firewall-cmd, or disable firewalld"
-            },
+            advice = format!(": set firewall.backend to {} or auto", manager.name),
         )));
     }
     Ok(Some(backend))

@@ -16,6 +16,7 @@ pub mod command;
 pub mod detect;
 pub mod docker;
 pub mod error;
+pub mod firewalld;
 pub mod nftables;
 pub mod plan;
 pub mod iptables;

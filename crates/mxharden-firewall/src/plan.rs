@@ -9,7 +9,7 @@ use crate::change::{Change, link_target};
 use crate::command;
 use crate::detect::Backend;
 use crate::error::FirewallError;
-use crate::{docker, iptables, nftables, ssh, ufw};
+use crate::{docker, firewalld, iptables, nftables, ssh, ufw};
 
 
 /// The firewall part of one app's plan.
@@ -40,7 +40,7 @@ pub fn render_artifacts(engine: &Engine, app: &AppSpec, backend: Option<Backend>
         Ok(())
     };
     match backend {
-        None | Some(Backend::Ufw) => {}
+        None | Some(Backend::Ufw) | Some(Backend::Firewalld) => {}
         Some(Backend::Nftables) => {
             add(layout::firewall_unit(app), ArtifactKind::FirewallUnit, "firewall/nftables.service.tera", 0o644)?;
         }
@@ -65,7 +65,7 @@ pub fn rules_files(app: &AppSpec, backend: Backend) -> Vec<AbsPath> {
     match backend {
         Backend::Nftables => vec![layout::nft_rules(app)],
         Backend::Iptables => vec![layout::iptables_rules(app), layout::ip6tables_rules(app)],
-        Backend::Ufw => Vec::new(),
+        Backend::Ufw | Backend::Firewalld => Vec::new(),
         Backend::Windows => vec![layout::windows_firewall_script(app)],
     }
 }
@@ -76,6 +76,7 @@ pub fn rules_name(app: &AppSpec, backend: Backend) -> String {
         Backend::Nftables => layout::nft_table(app),
         Backend::Iptables => layout::iptables_chain(app),
         Backend::Ufw => ufw::comment(app),
+        Backend::Firewalld => firewalld::policy_name(app),
         Backend::Windows => format!("mxharden {}", app.name),
     }
 }
@@ -132,6 +133,12 @@ pub fn plan_firewall(
         plan_ufw(root, live, app, &mut plan)?;
         return Ok(plan);
     }
+    if backend == Backend::Firewalld {
+        // firewalld keeps its permanent configuration across reboots itself.
+        plan.changes.extend(unit_removal(root, app)?);
+        plan_firewalld(live, app, &mut plan)?;
+        return Ok(plan);
+    }
 
     // The plan stage checks the nftables file with the other generated files.
     if backend == Backend::Iptables {
@@ -164,7 +171,7 @@ pub fn plan_firewall(
             let v6 = contents_of(artifacts, ArtifactKind::Ip6tablesRules).expect("the ip6tables rules are rendered");
             (iptables::canonical(v4, v6, &name)?, iptables::live_chains(&name)?)
         }
-        Backend::Ufw | Backend::Windows => unreachable!("ufw and windows return above"),
+        Backend::Ufw | Backend::Firewalld | Backend::Windows => unreachable!("ufw, firewalld and windows return above"),
     };
     let live_matches = current.as_deref() == Some(desired.as_str());
     if rules_changed || !live_matches {
@@ -183,7 +190,36 @@ pub fn plan_firewall(
 }
 
 /// Every backend that writes rules.
-const ALL_BACKENDS: [Backend; 4] = [Backend::Nftables, Backend::Iptables, Backend::Ufw, Backend::Windows];
+const ALL_BACKENDS: [Backend; 5] = [Backend::Nftables, Backend::Iptables, Backend::Ufw, Backend::Firewalld, Backend::Windows];
+
+/// Plans the firewalld policy: its rich rules checked with firewalld's
+/// parser, the live policy compared with the desired one, and the policy
+/// replaced when they differ. firewall-cmd runs only on the live host.
+fn plan_firewalld(live: bool, app: &AppSpec, plan: &mut FirewallPlan) -> Result<(), FirewallError> {
+    if !live {
+        plan.checks.push(Err("firewalld rules are checked and added only on the live host".to_owned()));
+        return Ok(());
+    }
+    if !command::is_root() {
+        plan.checks.push(Err("firewall-cmd needs root".to_owned()));
+        return Ok(());
+    }
+    firewalld::check(app)?;
+    plan.checks.push(Ok("firewall-cmd --query-rich-rule".to_owned()));
+    let name = firewalld::policy_name(app);
+    let current = firewalld::live_policy(&name)?;
+    let desired = firewalld::desired_listing(app);
+    if current.as_deref() != Some(desired.as_str()) {
+        plan.changes.push(Change::Load {
+            backend: Backend::Firewalld,
+            drift: Some(drift_diff(Backend::Firewalld, &name, current.as_deref(), &desired)),
+            name,
+            files: Vec::new(),
+            rules: firewalld::desired_rules(app),
+        });
+    }
+    Ok(())
+}
 
 /// Plans the ufw rules: checked with `ufw --dry-run`, compared with ufw's
 /// rule files, and replaced when they differ. ufw runs only on the live host.
@@ -229,7 +265,7 @@ pub fn drift_diff(backend: Backend, name: &str, live: Option<&str>, desired: &st
     similar::TextDiff::from_lines(before, desired)
         .unified_diff()
         .context_radius(3)
-        .header(&old_header, &format!("saved {} rules {name}", backend.name()))
+        .header(&old_header, &format!("desired {} rules {name}", backend.name()))
         .to_string()
 }
 
@@ -264,6 +300,7 @@ fn removal_of(root: &RootDir, live: bool, app: &AppSpec, backend: Backend) -> Re
             Backend::Nftables => command::find_program("nft").is_some() && nftables::live_table(&name)?.is_some(),
             Backend::Iptables => command::find_program("iptables").is_some() && iptables::live_chains(&name)?.is_some(),
             Backend::Ufw => command::find_program("ufw").is_some() && ufw::marked_tuples(root, &name)?.is_some(),
+            Backend::Firewalld => firewalld::running() && firewalld::live_policy(&name)?.is_some(),
             Backend::Windows => false,
         };
         if present {

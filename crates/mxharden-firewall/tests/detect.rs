@@ -79,10 +79,35 @@ fn inactive_ufw_ignored() {
 }
 
 #[test]
-fn enabled_firewalld_rejected() {
+fn raw_rules_under_firewalld_rejected() {
     let root = tree(&[("etc/systemd/system/multi-user.target.wants/firewalld.service", "")]);
 
-    let error = resolve(&root, FirewallBackend::Auto).expect_err("raw rules under firewalld are rejected");
+    let error = resolve(&root, FirewallBackend::Nftables).expect_err("raw rules under firewalld are rejected");
 
     assert!(error.contains("firewalld manages this host's firewall"), "{error}");
+    assert!(error.contains("set firewall.backend to firewalld or auto"), "{error}");
+}
+
+#[test]
+fn auto_picks_enabled_firewalld() {
+    let root = tree(&[("etc/systemd/system/multi-user.target.wants/firewalld.service", "")]);
+
+    assert_eq!(resolve(&root, FirewallBackend::Auto), Ok(Some(Backend::Firewalld)));
+    assert_eq!(resolve(&root, FirewallBackend::Firewalld), Ok(Some(Backend::Firewalld)));
+}
+
+#[test]
+fn stopped_firewalld_backend_rejected() {
+    let root = tree(&[]);
+
+    let error = resolve(&root, FirewallBackend::Firewalld).expect_err("firewalld must run or be enabled");
+
+    assert!(error.contains("firewalld is not running"), "{error}");
+}
+
+#[test]
+fn windows_ignores_local_manager() {
+    let root = tree(&[("etc/ufw/ufw.conf", "ENABLED=yes\n")]);
+
+    assert_eq!(resolve(&root, FirewallBackend::Windows), Ok(Some(Backend::Windows)));
 }

@@ -23,6 +23,7 @@ pub fn with_backend(app: &AppSpec, backend: Option<Backend>) -> AppSpec {
         Some(Backend::Nftables) => FirewallBackend::Nftables,
         Some(Backend::Iptables) => FirewallBackend::Iptables,
         Some(Backend::Ufw) => FirewallBackend::Ufw,
+        Some(Backend::Firewalld) => FirewallBackend::Firewalld,
         Some(Backend::Windows) => FirewallBackend::Windows,
     };
     resolved

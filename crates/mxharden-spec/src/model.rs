@@ -115,7 +115,7 @@ pub struct Tls {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Firewall {
-    /// `nftables` (default), `iptables`, `ufw`, `windows`, `auto` or `none`.
+    /// `nftables` (default), `iptables`, `ufw`, `firewalld`, `windows`, `auto` or `none`.
     #[serde(default)]
     pub backend: FirewallBackend,
 }
@@ -124,9 +124,9 @@ pub struct Firewall {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FirewallBackend {
-    /// The manager found on the host: ufw when it is enabled, iptables when
-    /// the host keeps rules in `/etc/iptables/rules.v4`, nftables otherwise.
-    /// A host managed by firewalld is rejected.
+    /// The manager found on the host: ufw when it is enabled, firewalld when
+    /// it runs, iptables when the host keeps rules in
+    /// `/etc/iptables/rules.v4`, nftables otherwise.
     Auto,
     /// A table of mxharden's own per app, replaced atomically.
     #[default]
@@ -136,6 +136,8 @@ pub enum FirewallBackend {
     Iptables,
     /// Rules added with ufw's own commands; ufw must be enabled.
     Ufw,
+    /// A firewalld policy added with `firewall-cmd`; firewalld must run.
+    Firewalld,
     /// A PowerShell script of Windows Firewall rules, written to
     /// `/etc/mxharden/windows/<name>/firewall.ps1` to run on the Windows host.
     Windows,

@@ -27,6 +27,7 @@ pub fn run(options: &GlobalOptions, args: &RenderArgs) -> anyhow::Result<ExitCod
             FirewallBackend::None => None,
             FirewallBackend::Iptables => Some(Backend::Iptables),
             FirewallBackend::Ufw => Some(Backend::Ufw),
+            FirewallBackend::Firewalld => Some(Backend::Firewalld),
             FirewallBackend::Windows => Some(Backend::Windows),
             FirewallBackend::Auto | FirewallBackend::Nftables => Some(Backend::Nftables),
         };
