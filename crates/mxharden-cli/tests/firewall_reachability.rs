@@ -441,8 +441,8 @@ fn find_program(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// The desired state: the runtime listens on loopback and on the server's address on the
-/// proxy link, and the proxy host's addresses are the remote proxies.
+/// Returns the desired state: the runtime listens on loopback and on the server's address on
+/// the proxy link, and the proxy host's addresses are the remote proxies.
 fn desired_state(backend: &str) -> String {
     format!(
         r#"version: 1
@@ -466,8 +466,9 @@ app:
     )
 }
 
-/// Makes the folders that the live apply sees as `/etc`, `/srv`, `/var/lib` and `/var/log`:
-/// a copy of the host's `/etc`, the example app's `srv/`, and two empty folders.
+/// Makes the folders that the live apply mounts at `/etc`, `/srv`, `/var/lib`, `/var/log` and
+/// `/lib/ufw`: copies of the host's `/etc` and `/lib/ufw`, the example app's `srv/`, and two
+/// empty folders.
 fn prepare_sandbox(sandbox: &Path) {
     fs::create_dir_all(sandbox).expect("create the sandbox");
     let copied = Command::new("cp").arg("-a").arg("/etc").arg(sandbox.join("etc")).status().expect("run cp");
@@ -578,7 +579,7 @@ impl Session {
 }
 
 /// Runs an apply while a thread opens new connections to the SSH port from the outside host
-/// every 50 ms; returns the apply's output and every failed attempt.
+/// every 50 ms. Returns the apply's output and every failed attempt.
 fn apply_while_probing_ssh(lab: &Lab) -> (Output, Vec<String>) {
     let done = AtomicBool::new(false);
     let address: SocketAddr = format!("[{SERVER_OUTSIDE_SIDE_V6}]:{SSH_PORT}").parse().unwrap();

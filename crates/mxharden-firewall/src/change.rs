@@ -25,17 +25,17 @@ pub enum Change {
     Load {
         /// The backend.
         backend: Backend,
-        /// The nftables table, iptables chain or ufw comment.
+        /// The nftables table, iptables chain, ufw comment or firewalld policy.
         name: String,
         /// The rules files to load: one for nftables, IPv4 then IPv6 for
-        /// iptables, none for ufw.
+        /// iptables, none for ufw and firewalld.
         files: Vec<AbsPath>,
         /// The ufw rules, as ufw's rule files store them, in order, or the
         /// firewalld rich rules.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         rules: Vec<String>,
-        /// Unified diff from the live rules to the rules being loaded, when
-        /// the live rules differ from the saved file.
+        /// Unified diff from the live rules to the desired ones, when the
+        /// saved rules file is unchanged (or there is none) and the live rules differ.
         #[serde(skip_serializing_if = "Option::is_none")]
         drift: Option<String>,
     },
@@ -43,7 +43,7 @@ pub enum Change {
     Unload {
         /// The backend.
         backend: Backend,
-        /// The nftables table or iptables chain.
+        /// The nftables table, iptables chain, ufw comment or firewalld policy.
         name: String,
     },
     /// Delete a file or link of the app's firewall.
@@ -71,7 +71,7 @@ impl Change {
     }
 }
 
-/// What restores the state before one change.
+/// The inverse of one change, which restores the state before it.
 #[derive(Debug, Clone)]
 pub enum Undo {
     /// Remove a link this run created.
@@ -83,7 +83,7 @@ pub enum Undo {
     RestoreLive {
         /// The backend.
         backend: Backend,
-        /// The nftables table, iptables chain or ufw comment.
+        /// The nftables table, iptables chain, ufw comment or firewalld policy.
         name: String,
         /// The live rules before the load, in the backend's own listing
         /// format (for ufw, its rule lines); `None` when there were none.

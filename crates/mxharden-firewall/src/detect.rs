@@ -43,7 +43,7 @@ impl Backend {
 pub struct Manager {
     /// `ufw` or `firewalld`.
     pub name: &'static str,
-    /// What showed it, e.g. `ENABLED=yes in /etc/ufw/ufw.conf`.
+    /// Evidence of it, e.g. `ENABLED=yes in /etc/ufw/ufw.conf`.
     pub evidence: String,
 }
 
@@ -52,9 +52,10 @@ fn read_text(root: &RootDir, path: &str) -> Result<Option<String>, FirewallError
 }
 
 /// Finds an active ufw or firewalld from its files, which works on a
-/// `--root` tree too: ufw is active when `/etc/ufw/ufw.conf` says
-/// `ENABLED=yes`, and firewalld when its unit is enabled or, on the live
-/// host, its PID file names a running process.
+/// `--root` tree too. ufw is active when `/etc/ufw/ufw.conf` contains
+/// `ENABLED=yes`. firewalld is active when its unit is enabled or, on the
+/// live host, when `firewall-cmd --state` succeeds or its PID file names a
+/// running process.
 pub fn active_manager(root: &RootDir, live: bool) -> Result<Option<Manager>, FirewallError> {
     if let Some(text) = read_text(root, "/etc/ufw/ufw.conf")? {
         let enabled = text.lines().any(|line| {
@@ -100,7 +101,7 @@ pub fn active_manager(root: &RootDir, live: bool) -> Result<Option<Manager>, Fir
 /// iptables rules in `/etc/iptables/rules.v4` (Debian's
 /// iptables-persistent), and nftables otherwise. Under an active ufw or
 /// firewalld the raw backends are rejected, because their rules would change
-/// the host behind the manager's back; `ufw` and `firewalld` are rejected
+/// the host behind the manager's back. `ufw` and `firewalld` are rejected
 /// unless that manager is active.
 pub fn resolve_backend(root: &RootDir, live: bool, requested: FirewallBackend) -> Result<Option<Backend>, FirewallError> {
     let manager = active_manager(root, live)?;

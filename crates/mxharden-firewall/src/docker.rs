@@ -16,7 +16,7 @@ use crate::error::FirewallError;
 /// A NAT rule that redirects packets for the port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
-    /// Where the rule is, e.g. `nftables table ip nat, chain DOCKER`.
+    /// Location of the rule, e.g. `nftables table ip nat, chain DOCKER`.
     pub location: String,
     /// The engine that the chain name points to, e.g. `Docker`.
     pub engine: &'static str,
@@ -60,10 +60,10 @@ fn matches_tcp_dport(expression: &Value, port: u16) -> bool {
     is_dport && (op == "==" || op == "in") && found.get("right").is_some_and(|right| value_covers(right, port))
 }
 
-/// Finds NAT rules for `port` in the output of `nft -j list ruleset`: a rule
-/// in a table that has a `nat` base chain, matching `tcp dport` on the port,
-/// that rewrites the destination (`dnat`, `redirect`) or jumps to a chain
-/// that may (as Podman's netavark does).
+/// Finds NAT rules for `port` in the output of `nft -j list ruleset`. Such a
+/// rule is in a table that has a `nat` base chain and matches `tcp dport` on
+/// the port. It rewrites the destination (`dnat`, `redirect`), or jumps to a
+/// chain that may, as Podman's netavark does.
 pub fn publications_in_ruleset(ruleset: &Value, port: u16) -> Vec<Publication> {
     let items = ruleset.get("nftables").and_then(Value::as_array).cloned().unwrap_or_default();
     let nat_tables: BTreeSet<(String, String)> = items

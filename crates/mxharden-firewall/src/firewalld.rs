@@ -20,7 +20,8 @@ use crate::error::FirewallError;
 /// Priority of the policy; negative priorities run before the zones.
 const POLICY_PRIORITY: i32 = -100;
 
-/// Longest policy name that firewalld 1.3 accepts.
+/// Maximum length of a policy name in firewalld 1.3 (`max_policy_name_len`:
+/// iptables' 28-character chain names less firewalld's longest chain prefix and suffix).
 const MAX_POLICY_NAME: usize = 17;
 
 fn firewall_cmd() -> Result<std::path::PathBuf, FirewallError> {
@@ -28,7 +29,7 @@ fn firewall_cmd() -> Result<std::path::PathBuf, FirewallError> {
 }
 
 /// Returns the app's policy name: `mxh-<name>`, or, when that is longer
-/// than firewalld allows, its first 12 characters and a 4-digit checksum of
+/// than firewalld allows, its first 13 characters and a 4-digit checksum of
 /// the whole name, so two long app names stay apart.
 pub fn policy_name(app: &AppSpec) -> String {
     let full = format!("mxh-{}", app.name);

@@ -75,7 +75,8 @@ pub fn check(rules_v4: &str, rules_v6: &str, live: bool) -> Result<Result<(), St
 }
 
 /// Shell code that prints the chain `$2` and its jump from INPUT for the
-/// listing program `$1`, in `iptables -S` form; nothing when the chain is missing.
+/// listing program `$1`, in `iptables -S` form. It prints nothing when the
+/// chain is missing.
 const LIST_SCRIPT: &str = r#""$1" -w -S "$2" 2>/dev/null || exit 0; if "$1" -w -C INPUT -j "$2" 2>/dev/null; then echo "-A INPUT -j $2"; fi"#;
 
 fn listing(family: &Family, chain: &str, wrapper: Option<&Path>) -> Result<String, FirewallError> {

@@ -2,10 +2,12 @@
 //! configured proxy hosts reach an app's runtime port, and only loopback its
 //! admin port.
 //!
-//! Every backend only restricts. Its rules drop packets to the app's two
-//! ports from other sources and leave every other packet to the host's own
-//! rules, so no backend sets a default policy or touches another port, and an
-//! SSH session cannot be cut by them.
+//! The nftables and iptables backends only restrict. Their rules drop
+//! packets to the app's two ports from other sources and leave every other
+//! packet to the host's own rules. So they set no default policy and touch
+//! no other port, and an SSH session cannot be cut by them. The ufw and
+//! firewalld backends also accept the runtime port from the proxies, because
+//! those managers reject every port that is not opened.
 //!
 //! On a `--root` tree the backends write files and never run a firewall
 //! command that reads or changes the live rules; the checks in

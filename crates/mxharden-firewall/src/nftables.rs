@@ -17,7 +17,7 @@ fn nft() -> Result<std::path::PathBuf, FirewallError> {
 
 /// Runs `nft -c -f` on `rules`. On a `--root` tree (`live` false) the
 /// check runs in a new, empty network namespace, so it never reads the
-/// host's rules. Returns `None` when the check cannot run here, with the reason.
+/// host's rules. Returns `Ok(Err(reason))` when the check cannot run here.
 pub fn check(rules: &str, live: bool) -> Result<Result<(), String>, FirewallError> {
     let Some(nft) = find_program("nft") else {
         if live {

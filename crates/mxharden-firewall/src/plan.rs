@@ -83,8 +83,8 @@ pub fn rules_name(app: &AppSpec, backend: Backend) -> String {
 
 /// Plans the firewall changes for `app` after its files are written.
 ///
-/// `artifacts` are every rendered file of the app, and `rules_changed`
-/// tells whether a rules file's contents change in this run. On the live
+/// `artifacts` are every rendered file of the app. `rules_changed` is true
+/// when a rules file's contents change in this run. On the live
 /// host (`live`) it also rejects a runtime port that a container engine
 /// publishes, and compares the live rules with the rendered ones, so a
 /// drift is shown as a diff and corrected by loading the rules again.
@@ -192,16 +192,25 @@ pub fn plan_firewall(
 /// Every backend that writes rules.
 const ALL_BACKENDS: [Backend; 5] = [Backend::Nftables, Backend::Iptables, Backend::Ufw, Backend::Firewalld, Backend::Windows];
 
+/// Returns true when a manager's command (`program`) may run: only on the live
+/// host, and only as root. Otherwise records why its check was skipped.
+fn manager_usable(live: bool, backend: Backend, program: &str, plan: &mut FirewallPlan) -> bool {
+    let skipped = if !live {
+        format!("{} rules are checked and added only on the live host", backend.name())
+    } else if !command::is_root() {
+        format!("{program} needs root")
+    } else {
+        return true;
+    };
+    plan.checks.push(Err(skipped));
+    false
+}
+
 /// Plans the firewalld policy: its rich rules checked with firewalld's
 /// parser, the live policy compared with the desired one, and the policy
 /// replaced when they differ. firewall-cmd runs only on the live host.
 fn plan_firewalld(live: bool, app: &AppSpec, plan: &mut FirewallPlan) -> Result<(), FirewallError> {
-    if !live {
-        plan.checks.push(Err("firewalld rules are checked and added only on the live host".to_owned()));
-        return Ok(());
-    }
-    if !command::is_root() {
-        plan.checks.push(Err("firewall-cmd needs root".to_owned()));
+    if !manager_usable(live, Backend::Firewalld, "firewall-cmd", plan) {
         return Ok(());
     }
     firewalld::check(app)?;
@@ -224,12 +233,7 @@ fn plan_firewalld(live: bool, app: &AppSpec, plan: &mut FirewallPlan) -> Result<
 /// Plans the ufw rules: checked with `ufw --dry-run`, compared with ufw's
 /// rule files, and replaced when they differ. ufw runs only on the live host.
 fn plan_ufw(root: &RootDir, live: bool, app: &AppSpec, plan: &mut FirewallPlan) -> Result<(), FirewallError> {
-    if !live {
-        plan.checks.push(Err("ufw rules are checked and added only on the live host".to_owned()));
-        return Ok(());
-    }
-    if !command::is_root() {
-        plan.checks.push(Err("ufw --dry-run needs root".to_owned()));
+    if !manager_usable(live, Backend::Ufw, "ufw", plan) {
         return Ok(());
     }
     ufw::check(app)?;

@@ -1,11 +1,10 @@
 //! The ufw backend: rules added with ufw's own commands, so ufw stays the
 //! manager of the host's rules and keeps them across reboots itself.
 //!
-//! Each rule carries the comment `mxharden-<name>`, and the app's rules are
-//! the first ones of each family in `/etc/ufw/user.rules` and
-//! `user6.rules`, because ufw stops at the first rule that matches: the
-//! proxies' allow rules, then the runtime port's deny, then the admin
-//! port's. Loopback needs no rule, because ufw's `before.rules` accept every
+//! Each rule carries the comment `mxharden-<name>`. The app's rules are the
+//! first ones of each family in `/etc/ufw/user.rules` and `user6.rules`,
+//! because ufw stops at the first rule that matches. Their order is the
+//! proxies' allow rules, then the runtime port's deny, then the admin port's. Loopback needs no rule, because ufw's `before.rules` accept every
 //! packet on `lo` before the user rules. mxharden never enables ufw, since
 //! that would set ufw's default-deny policy for the whole host.
 
@@ -124,10 +123,10 @@ pub fn listings(app: &AppSpec, live: &[Vec<String>; 2]) -> (String, String) {
 }
 
 /// Fails when another rule has the same protocol, port and addresses as
-/// one of the app's rules. ufw keeps one rule per such tuple: adding the
-/// app's rule would change the other rule's action in place (or skip the
-/// app's rule when the actions match), so the app's rule would not be
-/// first and the other rule would be lost on removal.
+/// one of the app's rules. ufw keeps one rule per such tuple, so adding the
+/// app's rule would change the other rule's action in place, or be skipped
+/// when the actions match. Either way the app's rule would not be first,
+/// and the other rule would be lost on removal.
 pub fn reject_conflicts(app: &AppSpec, live: &[Vec<String>; 2]) -> Result<(), FirewallError> {
     let marker = format!("comment={}", hex(&comment(app)));
     let key = |tuple: &str| tuple.split_whitespace().skip(1).take(6).collect::<Vec<_>>().join(" ");

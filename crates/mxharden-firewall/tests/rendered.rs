@@ -8,7 +8,7 @@ use mxharden_render::{AdminPassword, Artifact, ArtifactKind, Engine, RenderConte
 use mxharden_spec::AppSpec;
 use mxharden_testkit::require_root_or_skip;
 
-/// A desired state with remote proxies over IPv4 and IPv6.
+/// Loads a desired state with remote proxies over IPv4 and IPv6.
 fn app(backend: &str) -> AppSpec {
     let text = format!(
         r#"version: 1

@@ -58,7 +58,8 @@ fn every_rule_created_only_when_missing() {
     let lookup = script.find("$existing = Get-NetFirewallRule -Name $rule.Name").expect("each rule is looked up by name");
     let update = script.find("Set-NetFirewallRule -Name $rule.Name").expect("an existing rule is updated in place");
     let create = script.find("New-NetFirewallRule -Name $rule.Name").expect("a missing rule is created");
-    assert!(lookup < update && update < create, "look up, then update or create:\n{script}");
+    assert!(lookup < update, "look up, then update:\n{script}");
+    assert!(update < create, "update an existing rule, else create it:\n{script}");
     assert!(script.contains("-Group $group"), "new rules join the group:\n{script}");
 }
 
@@ -84,7 +85,9 @@ fn rule_names_unique() {
     unique.dedup();
     assert_eq!(names.len(), 3, "{names:?}");
     for name in &names {
-        assert!(name.starts_with("$prefix + '-") && name.ends_with('\'') && name.matches('\'').count() == 2, "not one quoted suffix: {name}");
+        assert!(name.starts_with("$prefix + '-"), "not the prefix and a suffix: {name}");
+        assert!(name.ends_with('\''), "the suffix is not quoted: {name}");
+        assert_eq!(name.matches('\'').count(), 2, "not one quoted suffix: {name}");
     }
     assert_eq!(unique.len(), names.len(), "{names:?}");
 }
