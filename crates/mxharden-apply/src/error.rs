@@ -7,6 +7,9 @@ pub enum ApplyError {
     /// Observing the host failed.
     #[error(transparent)]
     Plan(#[from] mxharden_plan::PlanError),
+    /// Changing the firewall failed.
+    #[error(transparent)]
+    Firewall(#[from] mxharden_firewall::FirewallError),
     /// A program mxharden runs failed.
     #[error("{command} failed: {output}")]
     Command {

@@ -18,6 +18,8 @@ struct Backup {
 pub struct Applied {
     /// Notes for the report, e.g. a reload skipped because nginx is not running.
     pub notes: Vec<String>,
+    /// How to undo the firewall changes made, in the order they were made.
+    pub firewall_undo: Vec<mxharden_firewall::Undo>,
 }
 
 /// Carries out `plan` on `host`. Steps run in plan order. When a step fails
@@ -29,9 +31,10 @@ pub fn apply_plan(host: &Host, plan: &mut AppPlan) -> Result<Applied, ApplyError
     let result = run_steps(host, plan, &mut backups, &mut applied);
     match result {
         Ok(()) => Ok(applied),
-        Err(cause) if backups.is_empty() => Err(cause),
+        Err(cause) if backups.is_empty() && applied.firewall_undo.is_empty() => Err(cause),
         Err(cause) => {
-            let rolled_back = roll_back(host, &backups);
+            let mut rolled_back = roll_back(host, &backups);
+            rolled_back.extend(crate::firewall::undo_changes(host, &applied.firewall_undo));
             Err(ApplyError::RolledBack {
                 cause: Box::new(cause),
                 rolled_back,
@@ -74,7 +77,12 @@ fn run_steps(host: &Host, plan: &mut AppPlan, backups: &mut Vec<Backup>, applied
                 let (uid, gid) = resolve(file.owner, ids, &user)?;
                 write_file(host, file, uid, gid, backups)?;
             }
-            Step::Activate(activation) => activate(host, activation, applied)?,
+            Step::Activate(activation) => activate(activation, applied)?,
+            Step::Firewall(change) => {
+                if let Some(undo) = mxharden_firewall::execute(&host.root, host.live, change)? {
+                    applied.firewall_undo.push(undo);
+                }
+            }
         }
     }
     plan.ids = ids;
@@ -140,12 +148,8 @@ fn write_file(host: &Host, file: &FileStep, uid: u32, gid: u32, backups: &mut Ve
     Ok(())
 }
 
-fn activate(host: &Host, activation: &Activation, applied: &mut Applied) -> Result<(), ApplyError> {
+fn activate(activation: &Activation, applied: &mut Applied) -> Result<(), ApplyError> {
     match activation {
-        Activation::LoadNft { path, .. } => {
-            let host_path = host.host_path(path.as_str()).display().to_string();
-            run("nft", &["-f", &host_path])
-        }
         Activation::ReloadSystemd => {
             if systemd_running() {
                 run("systemctl", &["daemon-reload"])

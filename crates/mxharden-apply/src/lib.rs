@@ -3,8 +3,10 @@
 mod commands;
 mod error;
 mod execute;
+mod firewall;
 mod preflight;
 
 pub use error::ApplyError;
 pub use execute::{Applied, apply_plan};
+pub use firewall::roll_back_firewall;
 pub use preflight::preflight;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use mxharden_plan::steps::FileStep;
 use mxharden_plan::{Activation, AppPlan, Host, Step};
 use mxharden_spec::values::AbsPath;
+use mxharden_firewall::{Backend, Change};
 use rustix::fs::{StatVfs, StatVfsMountFlags};
 
 use crate::commands::systemd_running;
@@ -55,7 +56,10 @@ pub fn preflight(host: &Host, plans: &[AppPlan]) -> Result<(), ApplyError> {
             Step::Tree(tree) => add_demand(host, &tree.path, &[], &mut demands)?,
             Step::File(file) => add_file_demand(host, file, &mut demands)?,
             Step::Activate(Activation::ReloadNginx) => programs.push(("nginx", "check and reload the nginx site")),
-            Step::Activate(Activation::LoadNft { .. }) => programs.push(("nft", "load the firewall rules")),
+            Step::Firewall(Change::Load { backend, .. } | Change::Unload { backend, .. }) => {
+                programs.extend(firewall_programs(*backend).iter().map(|program| (*program, "change the firewall rules")));
+            }
+            Step::Firewall(_) => {}
             Step::Activate(Activation::ReloadSystemd) if systemd_running() => {
                 programs.push(("systemctl", "make systemd read the unit"));
             }
@@ -70,6 +74,17 @@ pub fn preflight(host: &Host, plans: &[AppPlan]) -> Result<(), ApplyError> {
         }
     }
     demands.values().try_for_each(check_room)
+}
+
+/// The programs that load or unload rules of `backend` on a live host.
+fn firewall_programs(backend: Backend) -> &'static [&'static str] {
+    match backend {
+        Backend::Nftables => &["nft"],
+        Backend::Iptables => &["iptables-restore", "ip6tables-restore"],
+        Backend::Ufw => &["ufw"],
+        Backend::Firewalld => &["firewall-cmd"],
+        Backend::Windows => &[],
+    }
 }
 
 fn abs(path: &str) -> AbsPath {

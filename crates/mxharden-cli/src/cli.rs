@@ -60,6 +60,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Bring each app to its desired state.
     Apply(ApplyArgs),
+    /// Delete each app's firewall rules, rules files and boot unit; nothing else.
+    Remove(RemoveArgs),
     /// Write every generated file under a folder and change nothing else.
     Render(RenderArgs),
     /// Parse and check desired-state files against the policy; change nothing.
@@ -78,6 +80,31 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Exit 2 when something changed (or, with --dry-run, would change), 0 when nothing did.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Seconds to wait for another run's lock before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub lock_timeout: u64,
+    /// After changing the firewall, wait this many seconds for `yes` on
+    /// stdin, and roll the firewall back when it does not come. For
+    /// interactive runs over SSH.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "dry_run")]
+    pub confirm_timeout: Option<u64>,
+    /// Desired-state files, one app each.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Change nothing: print what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Act on the system tree under DIR: delete files only, never live rules.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Exit 2 when something was (or, with --dry-run, would be) deleted, 0 when nothing was.
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Seconds to wait for another run's lock before giving up.

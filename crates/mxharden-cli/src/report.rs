@@ -94,6 +94,9 @@ impl Report {
                         out.push_str(&diff);
                     }
                 }
+                if let Some(drift) = firewall_drift(step) {
+                    out.push_str(drift);
+                }
             }
             for check in &plan.checks {
                 match check {
@@ -195,12 +198,35 @@ fn resource_json(step: &Step) -> Value {
         Step::Activate(activation) => json!({
             "kind": "service",
             "id": match activation {
-                Activation::LoadNft { table, .. } => format!("nftables:{table}"),
                 Activation::ReloadNginx => "nginx".to_owned(),
                 Activation::ReloadSystemd => "systemd".to_owned(),
             },
             "action": "reload",
         }),
+        Step::Firewall(change) => firewall_json(change),
+    }
+}
+
+/// Returns the diff of live firewall rules that drifted from the saved ones.
+fn firewall_drift(step: &Step) -> Option<&str> {
+    match step {
+        Step::Firewall(mxharden_firewall::Change::Load { drift: Some(diff), .. }) => Some(diff),
+        _ => None,
+    }
+}
+
+fn firewall_json(change: &mxharden_firewall::Change) -> Value {
+    use mxharden_firewall::Change;
+    match change {
+        Change::EnableUnit { link, target } => json!({"kind": "link", "id": link.as_str(), "action": "create", "target": target.as_str()}),
+        Change::Load { backend, name, drift, .. } => json!({
+            "kind": "firewall",
+            "id": format!("{}:{name}", backend.name()),
+            "action": "load",
+            "diff": drift,
+        }),
+        Change::Unload { backend, name } => json!({"kind": "firewall", "id": format!("{}:{name}", backend.name()), "action": "delete"}),
+        Change::Remove { path } => json!({"kind": "file", "id": path.as_str(), "action": "delete"}),
     }
 }
 

@@ -922,3 +922,17 @@ fn tree_reports_entries_left_alone() {
     assert_eq!(tree["links"], 1, "{tree}");
     assert_eq!(tree["skipped"].as_array().map(Vec::len), Some(1), "{tree}");
 }
+
+#[test]
+fn plan_lines_are_unique() {
+    let sandbox = Sandbox::new();
+    let text = example_spec().replace("backend: nftables", "backend: iptables");
+    sandbox.write_spec("app.yaml", &text);
+    let run = sandbox.apply(&["--dry-run"]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let plan_lines: Vec<&str> = run.stdout.lines().filter(|line| line.starts_with("  + ") || line.starts_with("  ~ ")).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &plan_lines {
+        assert!(seen.insert(*line), "the plan lists {line:?} twice:\n{run}");
+    }
+}

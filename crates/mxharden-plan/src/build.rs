@@ -111,8 +111,10 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
     if app.proxy_kind == ProxyKind::Nginx {
         prepare_nginx(host, app, &mut context, &mut warnings)?;
     }
-    let artifacts = mxharden_render::render_app(options.engine, app, &context, &password)?;
-    let checks = check_artifacts(host, options.engine, &context, &artifacts)?;
+    let firewall_backend = crate::firewall::resolve(host, app)?;
+    let mut artifacts = mxharden_render::render_app(options.engine, &crate::firewall::with_backend(app, firewall_backend), &context, &password)?;
+    artifacts.extend(mxharden_firewall::render_artifacts(options.engine, app, firewall_backend, &context)?);
+    let mut checks = check_artifacts(host, options.engine, &context, &artifacts)?;
 
     let mut steps = Vec::new();
     if account.is_none() {
@@ -146,7 +148,8 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
         secret: false,
     };
     plan_file(host, ids, state_target, &mut steps)?;
-    plan_activations(host, app, &mut steps);
+    plan_activations(host, &mut steps);
+    crate::firewall::plan_steps(host, app, firewall_backend, &artifacts, &mut checks, &mut warnings, &mut steps)?;
 
     Ok(AppPlan {
         app: app.clone(),
@@ -295,10 +298,16 @@ fn plan_dirs(host: &Host, app: &AppSpec, artifacts: &[Artifact], ids: Option<App
     plan_dir(host, abs("/etc/mxharden"), OwnerSpec::Root, 0o755, true, ids, steps)?;
     // Only the folders of files this app really writes; the app user's own
     // files live in folders planned above.
+    let mut parents: Vec<AbsPath> = Vec::new();
     for artifact in artifacts.iter().filter(|a| a.owner == Owner::Root) {
         let parent = artifact.path.parent().expect("artifact paths have a parent");
+        // Several files share a folder (conf.d, systemd/system); plan it once.
+        if parents.contains(&parent) {
+            continue;
+        }
+        parents.push(parent.clone());
         let ours = parent.is_within(&abs("/etc/mxharden"));
-        let mode = if parent.as_str() == "/etc/mxharden/nftables" { 0o700 } else { 0o755 };
+        let mode = if ["/etc/mxharden/nftables", "/etc/mxharden/iptables"].contains(&parent.as_str()) { 0o700 } else { 0o755 };
         plan_dir(host, parent, OwnerSpec::Root, mode, ours, ids, steps)?;
     }
     Ok(())
@@ -468,7 +477,7 @@ fn check_artifacts(host: &Host, engine: &Engine, context: &RenderContext, artifa
 }
 
 /// Adds the reloads that changed files need; none on a `--root` tree.
-fn plan_activations(host: &Host, app: &AppSpec, steps: &mut Vec<Step>) {
+fn plan_activations(host: &Host, steps: &mut Vec<Step>) {
     if !host.live {
         return;
     }
@@ -483,13 +492,8 @@ fn plan_activations(host: &Host, app: &AppSpec, steps: &mut Vec<Step>) {
     if changed(ArtifactKind::NginxSite) || changed(ArtifactKind::NginxHttp) {
         activations.push(Activation::ReloadNginx);
     }
-    if changed(ArtifactKind::NftRules) {
-        activations.push(Activation::LoadNft {
-            path: layout::nft_rules(app),
-            table: layout::nft_table(app),
-        });
-    }
-    if changed(ArtifactKind::SystemdUnit) {
+    // The firewall rules are loaded by the firewall steps that follow.
+    if changed(ArtifactKind::SystemdUnit) || changed(ArtifactKind::FirewallUnit) {
         activations.push(Activation::ReloadSystemd);
     }
     steps.extend(activations.into_iter().map(Step::Activate));

@@ -53,6 +53,9 @@ pub enum PlanError {
         /// The problem and the next step.
         message: String,
     },
+    /// Planning the firewall failed.
+    #[error(transparent)]
+    Firewall(#[from] mxharden_firewall::FirewallError),
     /// A required program is missing.
     #[error("{program} is not installed or not on PATH; {hint}")]
     MissingTool {

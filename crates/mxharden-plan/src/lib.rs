@@ -8,6 +8,7 @@ pub mod certs;
 pub mod checks;
 pub mod diff;
 pub mod error;
+pub mod firewall;
 pub mod host;
 pub mod m2ee;
 pub mod password;

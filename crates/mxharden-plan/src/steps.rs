@@ -138,13 +138,6 @@ impl std::fmt::Debug for FileStep {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case", tag = "action")]
 pub enum Activation {
-    /// `nft -f` on the app's rules file.
-    LoadNft {
-        /// The rules file.
-        path: AbsPath,
-        /// The table it replaces.
-        table: String,
-    },
     /// `nginx -t`, then a reload.
     ReloadNginx,
     /// `systemctl daemon-reload`.
@@ -165,6 +158,8 @@ pub enum Step {
     File(FileStep),
     /// Reload or load something.
     Activate(Activation),
+    /// Change the firewall: enable its boot unit, load or delete rules.
+    Firewall(mxharden_firewall::Change),
 }
 
 fn owner_name(owner: OwnerSpec, user: &str) -> String {
@@ -233,9 +228,9 @@ impl Step {
                 }
                 lines
             }
-            Step::Activate(Activation::LoadNft { table, .. }) => vec![format!("! load nftables table {table}")],
             Step::Activate(Activation::ReloadNginx) => vec!["! reload nginx".to_owned()],
             Step::Activate(Activation::ReloadSystemd) => vec!["! systemctl daemon-reload".to_owned()],
+            Step::Firewall(change) => change.describe(),
         }
     }
 }

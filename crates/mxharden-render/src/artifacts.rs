@@ -31,6 +31,14 @@ pub enum ArtifactKind {
     IisScript,
     /// nftables rules.
     NftRules,
+    /// iptables rules, in `iptables-restore` format.
+    IptablesRules,
+    /// ip6tables rules, in `ip6tables-restore` format.
+    Ip6tablesRules,
+    /// systemd unit that loads the firewall rules at boot.
+    FirewallUnit,
+    /// PowerShell script with Windows Firewall rules.
+    WindowsFirewallScript,
     /// systemd unit.
     SystemdUnit,
     /// mxharden's m2ee-tools file, holding the admin password.

@@ -225,6 +225,22 @@ pub const HYBRID_GROUPS: &str = "X25519MLKEM768:X25519:prime256v1:secp384r1";
 pub struct FirewallView {
     /// nftables table name.
     pub table: String,
+    /// The nftables rules file.
+    pub rules_file: String,
+    /// The iptables and ip6tables chain name.
+    pub iptables_chain: String,
+    /// The iptables rules file.
+    pub iptables_rules_file: String,
+    /// The ip6tables rules file.
+    pub ip6tables_rules_file: String,
+    /// Windows Firewall rule group that holds the app's rules.
+    pub windows_group: String,
+    /// Prefix of the Windows Firewall rule names, e.g. `mxharden-sales`.
+    pub windows_rule_prefix: String,
+    /// Remote proxy networks, IPv4 and IPv6, as Windows Firewall matches them.
+    pub windows_proxy_addresses: Vec<String>,
+    /// Every remote address that is not a proxy, as ranges, IPv4 then IPv6.
+    pub windows_other_addresses: Vec<String>,
     /// Remote proxy networks, IPv4.
     pub ipv4_sources: Vec<String>,
     /// Remote proxy networks, IPv6.
@@ -394,6 +410,17 @@ impl RenderContext {
             },
             firewall: FirewallView {
                 table: layout::nft_table(app),
+                rules_file: layout::nft_rules(app).to_string(),
+                iptables_chain: layout::iptables_chain(app),
+                iptables_rules_file: layout::iptables_rules(app).to_string(),
+                ip6tables_rules_file: layout::ip6tables_rules(app).to_string(),
+                windows_group: format!("mxharden {}", app.name),
+                windows_rule_prefix: format!("mxharden-{}", app.name),
+                windows_proxy_addresses: app.remote_addresses.iter().map(ToString::to_string).collect(),
+                windows_other_addresses: [false, true]
+                    .into_iter()
+                    .flat_map(|v6| crate::ranges::uncovered_ranges(&app.remote_addresses, v6))
+                    .collect(),
                 ipv4_sources: ipv4.iter().map(ToString::to_string).collect(),
                 ipv6_sources: ipv6.iter().map(ToString::to_string).collect(),
             },

@@ -23,6 +23,11 @@ pub const BUILT_IN_TEMPLATES: &[(&str, &str)] = &[
     ("iis/web.config.tera", include_str!("../../../templates/iis/web.config.tera")),
     ("iis/configure-iis.ps1.tera", include_str!("../../../templates/iis/configure-iis.ps1.tera")),
     ("nftables/app.nft.tera", include_str!("../../../templates/nftables/app.nft.tera")),
+    ("firewall/nftables.service.tera", include_str!("../../../templates/firewall/nftables.service.tera")),
+    ("firewall/iptables.v4.tera", include_str!("../../../templates/firewall/iptables.v4.tera")),
+    ("firewall/iptables.v6.tera", include_str!("../../../templates/firewall/iptables.v6.tera")),
+    ("firewall/iptables.service.tera", include_str!("../../../templates/firewall/iptables.service.tera")),
+    ("firewall/windows.ps1.tera", include_str!("../../../templates/firewall/windows.ps1.tera")),
     ("systemd/app.service.tera", include_str!("../../../templates/systemd/app.service.tera")),
     ("m2ee/mxharden.yaml.tera", include_str!("../../../templates/m2ee/mxharden.yaml.tera")),
     ("m2ee/m2ee.yaml.tera", include_str!("../../../templates/m2ee/m2ee.yaml.tera")),
@@ -76,8 +81,9 @@ impl Engine {
         tera.autoescape_on(Vec::<&str>::new());
         tera.register_filter("nginx", filters::nginx);
         tera.register_filter("nginx_str", filters::nginx_str);
-        tera.register_filter("ps_str", filters::ps_str);
         tera.register_filter("nft", filters::nft);
+        tera.register_filter("iptables", filters::iptables);
+        tera.register_filter("powershell", filters::powershell);
         tera.register_filter("systemd", filters::systemd);
         tera.register_filter("yaml", filters::yaml);
         tera.register_filter("xml", filters::xml);

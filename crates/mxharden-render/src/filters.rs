@@ -38,21 +38,14 @@ pub fn nginx_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     Ok(format!("\"{value}\""))
 }
 
-/// Writes a value as a single-quoted PowerShell string. Checked values
-/// contain no quote, so a quote is rejected rather than doubled, like a
-/// control character.
-pub fn ps_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
-    if value.is_empty() || value.chars().any(|c| c.is_control() || "'\u{2018}\u{2019}\u{201a}\u{201b}".contains(c)) {
-        return Err(Error::message(format!(
-            "value {value:?} cannot be written into a PowerShell string"
-        )));
-    }
-    Ok(format!("'{value}'"))
-}
-
 /// A bare nft word (table names, addresses, prefixes).
 pub fn nft(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nft rule")
+}
+
+/// A bare iptables-restore word (chain names, addresses, prefixes).
+pub fn iptables(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    plain(value, "an iptables rule")
 }
 
 /// A systemd unit value; `%` is doubled so specifiers are not expanded.
@@ -87,6 +80,25 @@ pub fn xml(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     Ok(out)
 }
 
+/// A PowerShell single-quoted string literal; a quote is doubled, which is
+/// the only escape inside single quotes. PowerShell also ends such strings
+/// at the typographic quotes U+2018 to U+201B, so those are doubled too.
+pub fn powershell(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
+    if value.chars().any(char::is_control) {
+        return Err(Error::message("a control character cannot be written into a PowerShell string"));
+    }
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    Ok(out)
+}
+
 /// A non-negative integer.
 pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
     match value.as_i128() {
@@ -96,4 +108,4 @@ pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
 }
 
 /// Names of the output filters, for the template lint test.
-pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nginx_str", "ps_str", "nft", "systemd", "yaml", "xml", "num"];
+pub const OUTPUT_FILTERS: &[&str] = &["nginx", "nginx_str", "nft", "iptables", "systemd", "yaml", "xml", "powershell", "num"];

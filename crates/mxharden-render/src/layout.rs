@@ -36,6 +36,42 @@ pub fn nft_rules(app: &AppSpec) -> AbsPath {
     path(format!("/etc/mxharden/nftables/{}.nft", app.name))
 }
 
+/// iptables rules for the app's chain, in `iptables-restore` format.
+pub fn iptables_rules(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/mxharden/iptables/{}.v4", app.name))
+}
+
+/// ip6tables rules for the app's chain, in `ip6tables-restore` format.
+pub fn ip6tables_rules(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/mxharden/iptables/{}.v6", app.name))
+}
+
+/// The iptables and ip6tables chain that mxharden owns for the app. Chain
+/// names have at most 28 characters; an app name has at most 24.
+pub fn iptables_chain(app: &AppSpec) -> String {
+    format!("MXH-{}", app.name.as_str().to_ascii_uppercase())
+}
+
+/// PowerShell script with the app's Windows Firewall rules, to run on the Windows host.
+pub fn windows_firewall_script(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/mxharden/windows/{}/firewall.ps1", app.name))
+}
+
+/// The unit that loads the app's firewall rules at boot.
+pub fn firewall_unit_name(app: &AppSpec) -> String {
+    format!("mxharden-firewall-{}.service", app.name)
+}
+
+/// The unit file that loads the app's firewall rules at boot.
+pub fn firewall_unit(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/systemd/system/{}", firewall_unit_name(app)))
+}
+
+/// The link that enables [`firewall_unit`], as `systemctl enable` makes it.
+pub fn firewall_unit_link(app: &AppSpec) -> AbsPath {
+    path(format!("/etc/systemd/system/sysinit.target.wants/{}", firewall_unit_name(app)))
+}
+
 /// The systemd unit name.
 pub fn unit_name(app: &AppSpec) -> String {
     format!("mendix-{}.service", app.name)

@@ -6,6 +6,7 @@ pub mod context;
 pub mod engine;
 pub mod filters;
 pub mod layout;
+pub mod ranges;
 
 pub use artifacts::{Artifact, ArtifactKind, Owner, render_app, render_m2ee_main, render_nginx_check_copy};
 pub use context::{AdminPassword, RenderContext};

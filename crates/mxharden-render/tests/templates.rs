@@ -110,9 +110,9 @@ fn maximal_context_json() -> Value {
 
 /// Returns the output filters allowed at the end of an expression in `template`.
 fn output_filters(template: &str) -> Vec<&'static str> {
-    // The PowerShell script sits beside web.config but is its own format.
+    // Scripts and units beside other files are formats of their own.
     if template.ends_with(".ps1.tera") {
-        return vec!["ps_str", "num"];
+        return vec!["powershell", "num"];
     }
     let formats = match template.split('/').next() {
         Some("nginx") => vec!["nginx", "nginx_str"],
@@ -120,6 +120,8 @@ fn output_filters(template: &str) -> Vec<&'static str> {
         Some("systemd") => vec!["systemd"],
         Some("m2ee") => vec!["yaml"],
         Some("iis") => vec!["xml"],
+        Some("firewall") if template.ends_with(".service.tera") => vec!["systemd"],
+        Some("firewall") if template.starts_with("firewall/iptables.v") => vec!["iptables"],
         _ => panic!("template {template} has no known output format; add its folder to output_filters"),
     };
     formats.into_iter().chain(["num"]).collect()

@@ -246,7 +246,7 @@ pub struct Tls {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Firewall {
-    /// `nftables` (default) or `none`.
+    /// `nftables` (default), `iptables`, `ufw`, `firewalld`, `windows`, `auto` or `none`.
     #[serde(default)]
     pub backend: FirewallBackend,
 }
@@ -255,10 +255,25 @@ pub struct Firewall {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FirewallBackend {
+    /// The manager found on the host: ufw when it is enabled, firewalld when
+    /// it runs, iptables when the host keeps rules in
+    /// `/etc/iptables/rules.v4`, nftables otherwise.
+    Auto,
     /// A table of mxharden's own per app, replaced atomically.
     #[default]
     Nftables,
-    /// No firewall rules; only allowed while every port listens on loopback.
+    /// Chains of mxharden's own per app in the iptables and ip6tables
+    /// `filter` tables, jumped to from `INPUT`.
+    Iptables,
+    /// Rules added with ufw's own commands; ufw must be enabled.
+    Ufw,
+    /// A firewalld policy added with `firewall-cmd`; firewalld must run.
+    Firewalld,
+    /// A PowerShell script of Windows Firewall rules, written to
+    /// `/etc/mxharden/windows/<name>/firewall.ps1` to run on the Windows host.
+    Windows,
+    /// No firewall rules; only allowed while every port listens on loopback,
+    /// unless the `unfiltered-runtime-port` check is waived.
     None,
 }
 
@@ -283,6 +298,8 @@ pub fn default_m2ee() -> AbsPath {
 pub enum CheckId {
     /// The runtime version is below the minimum of its release line.
     RuntimeVersion,
+    /// The runtime listens on a non-loopback address with `firewall.backend: none`.
+    UnfilteredRuntimePort,
 }
 
 /// An accepted failure of one check, for a limited time.

@@ -195,12 +195,14 @@ pub fn resolve_app(source: &Path, state: DesiredState, today: Date) -> Result<Ap
     check_listen(&runtime_listen, &listen_position, &remote_addresses, &remote_position, &mut errors);
     check_remote_addresses(&remote_addresses, &remote_position, &mut errors);
 
-    if app.firewall.backend == FirewallBackend::None && runtime_listen.iter().any(|a| !a.is_loopback()) {
+    let waivers = resolve_waivers(source, &app.waivers, today, &mut errors);
+    let unfiltered_waived = waivers.iter().any(|w| w.check == CheckId::UnfilteredRuntimePort);
+    if app.firewall.backend == FirewallBackend::None && runtime_listen.iter().any(|a| !a.is_loopback()) && !unfiltered_waived {
         errors.push(
             InputError::new(
                 &listen_position,
                 "app.runtime.listen",
-                "the runtime listens on a non-loopback address but firewall.backend is none; use the nftables backend so only the proxy reaches the runtime port",
+                "the runtime listens on a non-loopback address but firewall.backend is none; choose a firewall backend so only the proxy reaches the runtime port, or waive the unfiltered-runtime-port check",
             ),
         );
     }
@@ -235,7 +237,6 @@ pub fn resolve_app(source: &Path, state: DesiredState, today: Date) -> Result<Ap
     }
 
     let proxy = resolve_proxy(source, &app.proxy, &mut errors);
-    let waivers = resolve_waivers(source, &app.waivers, today, &mut errors);
     let server_name = app.proxy.server_name.value.clone();
     let root_url = match app.runtime.root_url.clone() {
         Some(url) => url,

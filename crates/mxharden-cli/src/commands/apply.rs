@@ -41,15 +41,21 @@ pub fn run(options: &GlobalOptions, args: &ApplyArgs) -> anyhow::Result<ExitCode
         mxharden_apply::preflight(&host, &plans)?;
     }
     let mut report = Report::new(args.dry_run);
+    let mut firewall_changes = Vec::new();
     for mut plan in plans {
         let (notes, verified) = if args.dry_run {
             (Vec::new(), Vec::new())
         } else {
-            let notes = mxharden_apply::apply_plan(&host, &mut plan)?.notes;
+            let applied = mxharden_apply::apply_plan(&host, &mut plan)?;
             let verified = mxharden_verify::verify_app(&host, &plan.app, &plan_options)?;
+            let notes = applied.notes.clone();
+            firewall_changes.push((report.apps.len(), applied));
             (notes, verified)
         };
         report.apps.push(AppOutcome { plan, notes, verified });
+    }
+    if let Some(seconds) = args.confirm_timeout {
+        super::confirm::confirm_or_roll_back(&host, &report, &firewall_changes, seconds)?;
     }
     report.print(options.format);
     if let Some(failed) = report.failed_verification() {
@@ -67,7 +73,7 @@ fn require_root() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn take_lock(host: &Host, timeout_seconds: u64) -> anyhow::Result<RunLock> {
+pub(crate) fn take_lock(host: &Host, timeout_seconds: u64) -> anyhow::Result<RunLock> {
     let lock_folder = Path::new(mxharden_render::layout::LOCK_FILE).parent().expect("the lock file has a folder");
     host.root.create_dir_all(&lock_folder.display().to_string(), 0, 0, 0o755)?;
     let holder = format!("pid {}", std::process::id());

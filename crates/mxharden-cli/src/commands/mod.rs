@@ -1,6 +1,8 @@
 //! One file per subcommand.
 
 mod apply;
+mod confirm;
+mod remove;
 mod render;
 mod schema;
 mod validate;
@@ -16,6 +18,7 @@ use crate::cli::{Cli, Command, GlobalOptions};
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Apply(args) => apply::run(&cli.global, args),
+        Command::Remove(args) => remove::run(&cli.global, args),
         Command::Render(args) => render::run(&cli.global, args),
         Command::Validate(args) => validate::run(&cli.global, args),
         Command::Schema => schema::run(),

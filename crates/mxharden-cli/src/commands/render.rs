@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use mxharden_firewall::Backend;
 use mxharden_render::{AdminPassword, RenderContext};
+use mxharden_spec::FirewallBackend;
 
 use crate::cli::{GlobalOptions, RenderArgs};
 
@@ -20,7 +22,19 @@ pub fn run(options: &GlobalOptions, args: &RenderArgs) -> anyhow::Result<ExitCod
     let mut outputs = Vec::new();
     for app in &apps {
         let context = RenderContext::new(app, None);
-        for artifact in mxharden_render::render_app(&engine, app, &context, &placeholder)? {
+        // Nothing on the host is read, so `auto` renders the nftables files.
+        let backend = match app.firewall {
+            FirewallBackend::None => None,
+            FirewallBackend::Iptables => Some(Backend::Iptables),
+            FirewallBackend::Ufw => Some(Backend::Ufw),
+            FirewallBackend::Firewalld => Some(Backend::Firewalld),
+            FirewallBackend::Windows => Some(Backend::Windows),
+            FirewallBackend::Auto | FirewallBackend::Nftables => Some(Backend::Nftables),
+        };
+        let resolved = mxharden_plan::firewall::with_backend(app, backend);
+        let mut artifacts = mxharden_render::render_app(&engine, &resolved, &context, &placeholder)?;
+        artifacts.extend(mxharden_firewall::render_artifacts(&engine, app, backend, &context)?);
+        for artifact in artifacts {
             outputs.push((artifact.path.relative().to_owned(), artifact.contents));
         }
         let main = mxharden_render::layout::m2ee_main(app);
