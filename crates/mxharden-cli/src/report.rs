@@ -27,12 +27,28 @@ pub struct Report {
     dry_run: bool,
     /// Per app.
     pub apps: Vec<AppOutcome>,
+    /// Why the run stopped after it began to change the host.
+    pub failure: Option<String>,
+    /// True once a failed app began to change the host, so `changed` stays
+    /// true even though that app's plan is not in `apps`.
+    pub partly_changed: bool,
 }
+
+/// An error whose report was printed already; `main` only sets the exit
+/// code (and, for text output, repeats the error on stderr).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reported(pub String);
 
 impl Report {
     /// Starts an empty report.
     pub fn new(dry_run: bool) -> Report {
-        Report { dry_run, apps: Vec::new() }
+        Report {
+            dry_run,
+            apps: Vec::new(),
+            failure: None,
+            partly_changed: false,
+        }
     }
 
     /// Returns the failed verification checks, if any, as one line.
@@ -53,7 +69,7 @@ impl Report {
 
     /// Tells whether anything changed (or would change).
     pub fn changed(&self) -> bool {
-        self.apps.iter().any(|outcome| outcome.plan.changes())
+        self.partly_changed || self.apps.iter().any(|outcome| outcome.plan.changes())
     }
 
     /// Prints the report to stdout.
@@ -141,12 +157,17 @@ impl Report {
                 })
             })
             .collect();
-        json!({
+        let mut report = json!({
             "changed": self.changed(),
             "dry_run": self.dry_run,
             "msg": self.summary(),
             "apps": apps,
-        })
+        });
+        if let Some(failure) = &self.failure {
+            report["failed"] = Value::Bool(true);
+            report["msg"] = Value::String(failure.clone());
+        }
+        report
     }
 }
 
@@ -173,6 +194,7 @@ fn resource_json(step: &Step) -> Value {
             "kind": "dir",
             "id": dir.path.as_str(),
             "action": if dir.create { "create" } else { "update" },
+            "owner": dir.owner,
             "mode": format!("{:04o}", dir.mode),
             "owner_from": dir.owner_from,
             "mode_from": dir.mode_from.map(|m| format!("{m:04o}")),
@@ -232,6 +254,15 @@ fn firewall_json(change: &mxharden_firewall::Change) -> Value {
 
 /// Prints an error (each cause on its own line, or as JSON) and returns exit code 1.
 pub fn print_error(options: &GlobalOptions, error: &anyhow::Error) -> ExitCode {
+    if let Some(reported) = error.downcast_ref::<Reported>() {
+        // The JSON report carries the failure already; text gets it on stderr.
+        if options.format == Format::Text {
+            for line in reported.0.lines() {
+                eprintln!("error: {line}");
+            }
+        }
+        return ExitCode::FAILURE;
+    }
     let lines: Vec<String> = error.to_string().lines().map(str::to_owned).collect();
     let mut causes: Vec<String> = error.chain().skip(1).map(ToString::to_string).collect();
     causes.dedup();

@@ -936,3 +936,90 @@ fn plan_lines_are_unique() {
         assert!(seen.insert(*line), "the plan lists {line:?} twice:\n{run}");
     }
 }
+
+#[test]
+fn database_password_not_printed_without_newline() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.path("srv/mendix/sales/.m2ee")).unwrap();
+    sandbox.write(MAIN_FILE, "mxruntime:\n  DatabaseHost: db:5432\n  DatabasePassword: \"hunter2-db-secret\"");
+    for options in [&["--dry-run"][..], &["--dry-run", "--format", "json"][..]] {
+        let run = sandbox.apply_ok(options);
+        assert!(!run.output().contains("hunter2-db-secret"), "the database password was printed:\n{run}");
+        assert!(run.output().contains("lines appended by mxharden"), "{run}");
+    }
+}
+
+#[test]
+fn account_with_password_rejected() {
+    let sandbox = Sandbox::new();
+    let passwd = sandbox.read("etc/passwd");
+    sandbox.write("etc/passwd", &format!("{passwd}mx-sales:x:990:990::/srv/mendix/sales:/usr/sbin/nologin\n"));
+    let group = sandbox.read("etc/group");
+    sandbox.write("etc/group", &format!("{group}mx-sales:x:990:\n"));
+    sandbox.write("etc/shadow", "mx-sales:$6$salt$hash:19000:0:99999:7:::\n");
+    let before = sandbox.snapshot();
+    let run = sandbox.apply(&[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("it has a password in /etc/shadow"), "{run}");
+    assert_same_tree(&before, &sandbox.snapshot(), "account with a password");
+}
+
+#[test]
+fn unsafe_m2ee_append_rejected_before_changes() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.path("srv/mendix/sales/.m2ee")).unwrap();
+    sandbox.write(MAIN_FILE, "mxruntime:\n  DatabaseHost: db\n...\n");
+    let before = sandbox.snapshot();
+    let run = sandbox.apply(&[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("cannot append its include entry"), "{run}");
+    assert_same_tree(&before, &sandbox.snapshot(), "m2ee.yaml ending with a document end marker");
+}
+
+#[test]
+fn failed_run_reports_one_json_document() {
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.path("srv/mendix/sales/.m2ee")).unwrap();
+    sandbox.write(
+        MAIN_FILE,
+        "include:\n  - /srv/mendix/sales/.m2ee/mxharden.yaml\n  - /srv/mendix/sales/.m2ee/local.yaml\n",
+    );
+    sandbox.write("srv/mendix/sales/.m2ee/local.yaml", "mxruntime:\n  DTAPMode: D\n");
+    let run = sandbox.apply(&["--format", "json"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let report = run.json();
+    assert_eq!(report["changed"], Value::Bool(true), "{run}");
+    assert_eq!(report["failed"], Value::Bool(true), "{run}");
+    assert!(report["msg"].as_str().unwrap_or_default().contains("verification failed"), "{run}");
+}
+
+#[test]
+fn changed_template_value_rejected() {
+    let sandbox = Sandbox::new();
+    let templates = sandbox.folder.path().join("templates");
+    std::fs::create_dir_all(templates.join("m2ee")).unwrap();
+    let built_in = std::fs::read_to_string(repository_root().join("templates/m2ee/mxharden.yaml.tera")).unwrap();
+    std::fs::write(templates.join("m2ee/mxharden.yaml.tera"), built_in.replace("DTAPMode: \"P\"", "DTAPMode: \"D\"")).unwrap();
+    let before = sandbox.snapshot();
+    let run = sandbox.apply(&["--templates", templates.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("DTAPMode"), "{run}");
+    assert_same_tree(&before, &sandbox.snapshot(), "a template that sets development mode");
+}
+
+#[test]
+fn usage_error_exits_one() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.apply(&["--detailed-exitcode", "--no-such-option"]);
+    assert_eq!(run.code, Some(1), "{run}");
+}
+
+#[test]
+fn privileged_group_name_rejected() {
+    let sandbox = Sandbox::new();
+    let text = example_spec().replace("  name: sales\n", "  name: sales\n  user: sudo\n");
+    sandbox.write_spec("app.yaml", &text);
+    let run = sandbox.apply(&["--dry-run"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("app.user"), "{run}");
+}

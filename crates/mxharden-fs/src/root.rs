@@ -249,9 +249,9 @@ impl RootDir {
                 }
                 Err(e) => return Err(FsError::io(self.host_path(path), "open", e)),
             }
-            // Created with no permissions, so nobody can use it before its
-            // owner and mode are set on the descriptor below.
-            match rustix::fs::mkdirat(&current, *component, Mode::empty()) {
+            // Created for its creator alone, so nobody else can use it
+            // before its owner and mode are set on the descriptor below.
+            match rustix::fs::mkdirat(&current, *component, Mode::from_raw_mode(0o700)) {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(FsError::io(self.host_path(path), "mkdir", e)),
             }

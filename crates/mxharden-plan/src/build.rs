@@ -114,6 +114,7 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
     let firewall_backend = crate::firewall::resolve(host, app)?;
     let mut artifacts = mxharden_render::render_app(options.engine, &crate::firewall::with_backend(app, firewall_backend), &context, &password)?;
     artifacts.extend(mxharden_firewall::render_artifacts(options.engine, app, firewall_backend, &context)?);
+    check_checklist_values(&artifacts)?;
     let mut checks = check_artifacts(host, options.engine, &context, &artifacts)?;
 
     let mut steps = Vec::new();
@@ -206,6 +207,12 @@ fn check_account(host: &Host, app: &AppSpec) -> Result<Option<Account>, PlanErro
     if account.uid == 0 || account.gid == 0 {
         problems.push("it has uid or gid 0".to_owned());
     }
+    if account.uid >= FIRST_LOGIN_UID {
+        problems.push(format!("its uid {} is a login user's, not a system account's (below {FIRST_LOGIN_UID})", account.uid));
+    }
+    if has_password(host, user)? {
+        problems.push("it has a password in /etc/shadow".to_owned());
+    }
     if account.shell != NOLOGIN && account.shell != "/bin/false" && account.shell != "/usr/bin/false" {
         problems.push(format!("its shell is {}, expected {NOLOGIN}", account.shell));
     }
@@ -227,6 +234,29 @@ fn check_account(host: &Host, app: &AppSpec) -> Result<Option<Account>, PlanErro
         )));
     }
     Ok(Some(account))
+}
+
+/// The first uid of login users: Debian's `login.defs` sets `UID_MIN 1000`
+/// and keeps lower ids for system accounts.
+const FIRST_LOGIN_UID: u32 = 1000;
+
+/// Tells whether `/etc/shadow` gives `user` a usable password. A field that
+/// is empty or starts with `!` or `*` allows no password login.
+fn has_password(host: &Host, user: &str) -> Result<bool, PlanError> {
+    let bytes = match host.root.read_file("/etc/shadow", FILE_LIMIT) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(false),
+        // An ordinary user's dry run cannot read it; apply runs as root.
+        Err(mxharden_fs::FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => return Ok(false),
+        Err(error) => return Err(error.into()),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let field = text
+        .lines()
+        .find_map(|line| line.strip_prefix(user)?.strip_prefix(':'))
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_default();
+    Ok(!field.is_empty() && !field.starts_with('!') && !field.starts_with('*'))
 }
 
 fn ids_for(owner: OwnerSpec, ids: Option<AppIds>) -> Option<(u32, u32)> {
@@ -497,4 +527,39 @@ fn plan_activations(host: &Host, steps: &mut Vec<Step>) {
         activations.push(Activation::ReloadSystemd);
     }
     steps.extend(activations.into_iter().map(Step::Activate));
+}
+
+/// Checks the rendered files for the values the checklist depends on, so a
+/// replaced template that drops one fails before anything is written: every
+/// nginx site sets both forwarded-scheme headers to `https`, and the m2ee
+/// file sets production mode and a loopback-only admin API.
+fn check_checklist_values(artifacts: &[Artifact]) -> Result<(), PlanError> {
+    let missing = |path: &AbsPath, what: &str| {
+        PlanError::Conflict(format!("{path}: the rendered file lacks {what}; check the templates given with --templates"))
+    };
+    for artifact in artifacts {
+        match artifact.kind {
+            ArtifactKind::NginxSite => {
+                for header in ["proxy_set_header X-Forwarded-Scheme https;", "proxy_set_header X-Forwarded-Proto https;"] {
+                    if !artifact.contents.contains(header) {
+                        return Err(missing(&artifact.path, header));
+                    }
+                }
+            }
+            ArtifactKind::M2eeInclude => {
+                let value = crate::m2ee::parse_yaml(artifact.path.as_str(), &artifact.contents)?;
+                if value["mxruntime"]["DTAPMode"] != "P" {
+                    return Err(missing(&artifact.path, "mxruntime.DTAPMode: \"P\""));
+                }
+                let admin = value["m2ee"]["admin_listen_addresses"].as_str().unwrap_or_default();
+                let loopback = !admin.is_empty()
+                    && admin.split(',').all(|a| a.trim().parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+                if !loopback {
+                    return Err(missing(&artifact.path, "loopback-only m2ee.admin_listen_addresses"));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -81,6 +81,7 @@ pub fn update_main_file(
                 "\n# Added by mxharden: load mxharden's settings last, so they win.\ninclude:\n  - {}\n",
                 serde_json::to_string(include_path).expect("a string serializes")
             ));
+            check_appended(origin, &value, &updated, include_path)?;
             Ok(MainFileUpdate::Rewrite(updated))
         }
         Some(serde_json::Value::Array(items)) if items.iter().any(|item| item.as_str() == Some(include_path)) => {
@@ -90,6 +91,30 @@ pub fn update_main_file(
             "{origin}: its include list does not name {include_path}; add \"- {include_path}\" to that list so m2ee-tools loads mxharden's settings"
         ))),
     }
+}
+
+/// Checks that appending the include block kept the file's meaning: the
+/// result parses, every original key keeps its value, and `include` lists
+/// only mxharden's file. A file that ends with a document end marker (`...`),
+/// uses a flow mapping at the top or indents its top-level keys would lose
+/// the operator's settings, so it is an error before anything is written.
+fn check_appended(origin: &str, original: &serde_json::Value, updated: &str, include_path: &str) -> Result<(), PlanError> {
+    let refuse = || {
+        PlanError::Conflict(format!(
+            "{origin}: mxharden cannot append its include entry without changing the file's meaning (it may end with `...`, use a flow mapping at the top level or indent its top-level keys); add the line `include: [\"{include_path}\"]` at the top level yourself and run again"
+        ))
+    };
+    let parsed = parse_yaml(origin, updated).map_err(|_| refuse())?;
+    let serde_json::Value::Object(mut map) = parsed else {
+        return Err(refuse());
+    };
+    let include = map.remove("include");
+    let expected_include = serde_json::json!([include_path]);
+    let original_map = original.as_object().cloned().unwrap_or_default();
+    if include != Some(expected_include) || map != original_map {
+        return Err(refuse());
+    }
+    Ok(())
 }
 
 /// Tells whether the operator's `m2ee.yaml` sets its own `admin_pass`.
@@ -147,6 +172,27 @@ mod tests {
         assert_eq!(value["mxruntime"]["DatabaseHost"], json!("db:5432"));
         let again = update_main_file("m2ee.yaml", Some(&updated), "", INCLUDE).unwrap();
         assert_eq!(again, MainFileUpdate::Unchanged);
+    }
+
+    #[test]
+    fn main_file_unsafe_append_rejected() {
+        for text in [
+            "mxruntime:\n  DatabaseHost: db\n...\n",
+            "{mxruntime: {DatabaseHost: db}}\n",
+            "  mxruntime:\n    DatabaseHost: db\n",
+        ] {
+            let result = update_main_file("m2ee.yaml", Some(text), "", INCLUDE);
+            assert!(result.is_err(), "{text:?} gave {result:?}");
+        }
+    }
+
+    #[test]
+    fn main_file_without_final_newline_kept() {
+        let text = "mxruntime:\n  DatabasePassword: \"secret\"";
+        let MainFileUpdate::Rewrite(updated) = update_main_file("m2ee.yaml", Some(text), "", INCLUDE).unwrap() else {
+            panic!("expected a rewrite");
+        };
+        assert!(updated.starts_with(text));
     }
 
     #[test]

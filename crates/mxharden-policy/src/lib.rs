@@ -30,6 +30,9 @@ pub enum PolicyError {
     },
 }
 
+/// Largest policy file read, in bytes; the shipped one has about 1 KiB.
+const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+
 /// Minimum versions per release line.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,11 +99,19 @@ impl RuntimePolicy {
 
     /// Reads a policy file.
     pub fn load(path: &Path) -> Result<RuntimePolicy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        RuntimePolicy::parse(&path.display().to_string(), &text)
+        let origin = path.display().to_string();
+        let read_error = |source| PolicyError::Read { path: origin.clone(), source };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let metadata = file.metadata().map_err(read_error)?;
+        if !metadata.is_file() || metadata.len() > MAX_POLICY_BYTES {
+            return Err(PolicyError::Invalid {
+                origin,
+                message: format!("expected a regular file of at most {MAX_POLICY_BYTES} bytes"),
+            });
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_POLICY_BYTES), &mut text).map_err(read_error)?;
+        RuntimePolicy::parse(&origin, &text)
     }
 
     /// Parses policy text; `origin` names it in errors.
@@ -114,7 +125,10 @@ impl RuntimePolicy {
         if policy.version != 1 {
             return Err(invalid(format!("unsupported policy version {}; expected 1", policy.version)));
         }
-        for entry in &policy.lines {
+        for (index, entry) in policy.lines.iter().enumerate() {
+            if policy.lines[..index].iter().any(|earlier| earlier.line == entry.line && earlier.line.parts().len() == entry.line.parts().len()) {
+                return Err(invalid(format!("line {} is listed twice; keep one entry per release line", entry.line)));
+            }
             if !entry.minimum.has_prefix(&entry.line) {
                 return Err(invalid(format!("minimum {} does not belong to line {}", entry.minimum, entry.line)));
             }
@@ -165,6 +179,18 @@ mod tests {
         assert_eq!(judge("10.18.1"), Verdict::UnknownLine);
         assert!(judge("9.24.33").is_refused());
         assert!(!judge("9.24.34.1").is_refused());
+    }
+
+    #[test]
+    fn policy_rejects_duplicate_line() {
+        let entry = "  - line: \"10.24\"\n    minimum: \"10.24.9\"\n    supported: true\n";
+        let text = format!("version: 1\nlines:\n{entry}{}", entry.replace("10.24.9", "10.24.0"));
+        assert!(RuntimePolicy::parse("test", &text).is_err());
+    }
+
+    #[test]
+    fn policy_rejects_device_file() {
+        assert!(RuntimePolicy::load(Path::new("/dev/zero")).is_err());
     }
 
     #[test]

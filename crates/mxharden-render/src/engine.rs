@@ -91,7 +91,9 @@ impl Engine {
         for (name, built_in) in BUILT_IN_TEMPLATES {
             let text = match overrides.map(|dir| dir.join(name)) {
                 Some(path) if path.is_file() => {
-                    std::fs::read_to_string(&path).map_err(|source| RenderError::Read { path, source })?
+                    let text = std::fs::read_to_string(&path).map_err(|source| RenderError::Read { path: path.clone(), source })?;
+                    check_output_filters(&path.display().to_string(), &text)?;
+                    text
                 }
                 _ => (*built_in).to_owned(),
             };
@@ -116,4 +118,32 @@ impl Engine {
         names.sort();
         names
     }
+}
+
+/// Checks that every `{{ }}` expression of an override template ends in one
+/// of the output filters, as the built-in templates do, so an override
+/// cannot write a value unchecked.
+pub fn check_output_filters(origin: &str, text: &str) -> Result<(), RenderError> {
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            break;
+        };
+        let expression = after[..end].trim_matches(|c: char| c == '-' || c.is_whitespace());
+        let last_filter = expression.rsplit_once('|').map(|(_, filter)| filter.trim());
+        let name = last_filter.map(|filter| filter.split('(').next().unwrap_or_default().trim());
+        if !name.is_some_and(|name| filters::OUTPUT_FILTERS.contains(&name)) {
+            let line = text[..text.len() - rest.len() + start].lines().count().max(1);
+            return Err(RenderError::Template {
+                name: origin.to_owned(),
+                message: format!(
+                    "line {line}: {{{{ {expression} }}}} does not end in an output filter; end it with one of {}",
+                    filters::OUTPUT_FILTERS.join(", ")
+                ),
+            });
+        }
+        rest = &after[end + 2..];
+    }
+    Ok(())
 }

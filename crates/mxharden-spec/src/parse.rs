@@ -205,6 +205,11 @@ fn clean_message(field: &str, error: &YamlError) -> String {
     let text = text.replace("invalid u16", "invalid number").replace("invalid u32", "invalid number");
     // Cut at the first position suffix: messages about an alias add a
     // second one for the anchor.
+    // An alias error adds " (defined at line ...)" for the anchor; cut there first.
+    let text = match text.find(" (defined") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
+    };
     let text = match text.find(" at line ") {
         Some(cut) => text[..cut].to_owned(),
         None => text,

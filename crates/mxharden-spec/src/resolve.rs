@@ -125,7 +125,13 @@ pub struct FieldPositions {
 }
 
 /// Folders that an app base must neither be nor lie under.
-const FORBIDDEN_BASE_ROOTS: &[&str] = &["/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/tmp", "/var/tmp", "/root"];
+const FORBIDDEN_BASE_ROOTS: &[&str] = &[
+    "/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/tmp", "/var/tmp", "/root",
+    "/var/spool", "/var/lib/mxharden",
+];
+
+/// Folders that the generated unit's `ProtectHome=yes` hides from the app.
+const HOME_ROOTS: &[&str] = &["/home", "/run/user"];
 
 /// Longest app base, in bytes. mxharden derives paths up to a few hundred
 /// bytes longer (`<base>/runtimes/<version>/runtime/mxclientsystem`,
@@ -309,6 +315,15 @@ fn check_base(base: &AbsPath, position: &Position, errors: &mut Vec<InputError>)
             position,
             "app.base",
             format!("{base} is a system folder; give the app a folder of its own, e.g. /srv/mendix/<name>"),
+        ));
+        return;
+    }
+    let under_home = HOME_ROOTS.iter().any(|root| base.is_within(&root.parse().expect("constant path is valid")));
+    if under_home {
+        errors.push(InputError::new(
+            position,
+            "app.base",
+            format!("{base} lies under a home folder, which the app's systemd unit hides (ProtectHome=yes); use a folder such as /srv/mendix/<name>"),
         ));
     }
 }

@@ -8,7 +8,7 @@ use mxharden_fs::RunLock;
 use mxharden_plan::{Host, PlanOptions};
 
 use crate::cli::{ApplyArgs, GlobalOptions};
-use crate::report::{AppOutcome, Report};
+use crate::report::{AppOutcome, Report, Reported};
 
 /// Plans every app, then (unless `--dry-run`) carries the plans out.
 ///
@@ -19,7 +19,10 @@ pub fn run(options: &GlobalOptions, args: &ApplyArgs) -> anyhow::Result<ExitCode
     let engine = super::load_engine(options)?;
     let policy = super::load_policy(options)?;
     let host = match &args.root {
-        Some(root) => Host::sandbox(root)?,
+        Some(root) => {
+            check_root_path(root)?;
+            Host::sandbox(root)?
+        }
         None => Host::live()?,
     };
     if !args.dry_run {
@@ -43,23 +46,47 @@ pub fn run(options: &GlobalOptions, args: &ApplyArgs) -> anyhow::Result<ExitCode
     let mut report = Report::new(args.dry_run);
     let mut firewall_changes = Vec::new();
     for mut plan in plans {
-        let (notes, verified) = if args.dry_run {
-            (Vec::new(), Vec::new())
-        } else {
-            let applied = mxharden_apply::apply_plan(&host, &mut plan)?;
-            let verified = mxharden_verify::verify_app(&host, &plan.app, &plan_options)?;
-            let notes = applied.notes.clone();
-            firewall_changes.push((report.apps.len(), applied));
-            (notes, verified)
+        if args.dry_run {
+            report.apps.push(AppOutcome { plan, notes: Vec::new(), verified: Vec::new() });
+            continue;
+        }
+        // From here the host may change, so a failure is reported with
+        // what was done before it, in one document.
+        let applied = match mxharden_apply::apply_plan(&host, &mut plan) {
+            Ok(applied) => applied,
+            Err(error) => {
+                report.partly_changed = true;
+                report.failure = Some(format!("app {}: {error}", plan.app.name));
+                break;
+            }
         };
+        let verified = match mxharden_verify::verify_app(&host, &plan.app, &plan_options) {
+            Ok(verified) => verified,
+            Err(error) => {
+                report.failure = Some(format!("app {}: verification could not run: {error}", plan.app.name));
+                Vec::new()
+            }
+        };
+        let notes = applied.notes.clone();
+        firewall_changes.push((report.apps.len(), applied));
         report.apps.push(AppOutcome { plan, notes, verified });
+        if report.failure.is_some() {
+            break;
+        }
     }
-    if let Some(seconds) = args.confirm_timeout {
-        super::confirm::confirm_or_roll_back(&host, &report, &firewall_changes, seconds)?;
+    if report.failure.is_none() {
+        if let Some(seconds) = args.confirm_timeout {
+            super::confirm::confirm_or_roll_back(&host, &report, &firewall_changes, seconds)?;
+        }
+    }
+    if report.failure.is_none() {
+        if let Some(failed) = report.failed_verification() {
+            report.failure = Some(format!("the apply finished but verification failed: {failed}"));
+        }
     }
     report.print(options.format);
-    if let Some(failed) = report.failed_verification() {
-        anyhow::bail!("the apply finished but verification failed: {failed}");
+    if let Some(failure) = report.failure.take() {
+        return Err(Reported(failure).into());
     }
 
     let changed = report.changed();
@@ -83,4 +110,19 @@ pub(crate) fn take_lock(host: &Host, timeout_seconds: u64) -> anyhow::Result<Run
         &holder,
         Duration::from_secs(timeout_seconds),
     )?)
+}
+
+/// Rejects a `--root` folder whose absolute path has a character that the
+/// generated files could not carry: the nginx check copy names files beneath it.
+fn check_root_path(root: &Path) -> anyhow::Result<()> {
+    let absolute = std::path::absolute(root)?;
+    let text = absolute.to_str().unwrap_or_default();
+    let plain = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "/._+@-".contains(c));
+    if !plain {
+        anyhow::bail!(
+            "--root {}: use a folder whose absolute path has only letters, digits and / . _ + @ -",
+            absolute.display()
+        );
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use mxharden_fs::{WriteOptions, write_atomic};
 use mxharden_firewall::Backend;
 use mxharden_render::{AdminPassword, RenderContext};
 use mxharden_spec::FirewallBackend;
@@ -40,12 +41,27 @@ pub fn run(options: &GlobalOptions, args: &RenderArgs) -> anyhow::Result<ExitCod
         let main = mxharden_render::layout::m2ee_main(app);
         outputs.push((main.relative().to_owned(), mxharden_render::render_m2ee_main(&engine, &context)?));
     }
+    // The output folder is resolved without following links, as apply
+    // does, so a link planted in it cannot redirect a write.
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}: cannot create the folder", args.out.display()))?;
+    let out = mxharden_fs::RootDir::open(&args.out)?;
+    let owner = WriteOptions {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+        mode: 0o644,
+    };
     for (relative, contents) in outputs {
-        let path = args.out.join(relative);
-        let parent = path.parent().expect("rendered paths have a parent");
-        std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create the folder", parent.display()))?;
-        std::fs::write(&path, contents).with_context(|| format!("{}: cannot write the file", path.display()))?;
-        println!("{}", path.display());
+        let managed = format!("/{relative}");
+        let parent = managed.rsplit_once('/').map(|(folder, _)| folder).unwrap_or("/");
+        // One folder at a time, so every new folder belongs to the caller.
+        let mut folder = String::new();
+        for component in parent.split('/').filter(|c| !c.is_empty()) {
+            folder.push('/');
+            folder.push_str(component);
+            out.create_dir_all(&folder, owner.uid, owner.gid, 0o755)?;
+        }
+        write_atomic(&out, &managed, contents.as_bytes(), owner)?;
+        println!("{}", args.out.join(relative).display());
     }
     Ok(ExitCode::SUCCESS)
 }

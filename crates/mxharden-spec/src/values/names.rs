@@ -54,6 +54,9 @@ const RESERVED_ACCOUNTS: &[&str] = &[
     "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
     "proxy", "www-data", "backup", "list", "irc", "nobody", "nogroup", "systemd-network",
     "systemd-resolve", "messagebus", "sshd", "nginx", "postgres",
+    // Groups that grant privileges: an account of the same name would join them.
+    "sudo", "wheel", "adm", "shadow", "disk", "docker", "lxd", "kvm", "staff", "users",
+    "systemd-journal", "tty", "utmp", "crontab", "ssl-cert", "input", "video", "audio",
 ];
 
 fn check_account_name(value: &str) -> Result<(), String> {
