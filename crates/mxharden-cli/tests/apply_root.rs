@@ -1023,3 +1023,11 @@ fn privileged_group_name_rejected() {
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stderr.contains("app.user"), "{run}");
 }
+
+#[test]
+fn out_of_support_line_warned() {
+    let sandbox = Sandbox::new();
+    sandbox.write("srv/mendix/sales/model/metadata.json", r#"{"RuntimeVersion": "4.3.0", "Constants": []}"#);
+    let run = sandbox.apply_ok(&["--dry-run"]);
+    assert!(run.stdout.contains("warning: runtime 4.3.0 has its known fixes, but release line 4 receives no more security fixes"), "{run}");
+}

@@ -81,6 +81,12 @@ pub fn plan_app(host: &Host, app: &AppSpec, options: &PlanOptions<'_>) -> Result
             runtime.version.as_deref().unwrap_or("?")
         ));
     }
+    if let Some(mxharden_policy::Verdict::OutOfSupport { line, .. }) = &runtime.verdict {
+        warnings.push(format!(
+            "runtime {} has its known fixes, but release line {line} receives no more security fixes; plan an upgrade to a supported line",
+            runtime.version.as_deref().unwrap_or("?")
+        ));
+    }
     if runtime.version.is_none() {
         warnings.push(format!("{}/model/metadata.json is missing: no model is deployed, so the runtime version was not checked", app.base));
     }
