@@ -164,8 +164,10 @@ impl Report {
             "apps": apps,
         });
         if let Some(failure) = &self.failure {
+            // The same fields as the error document of a run that changed nothing.
             report["failed"] = Value::Bool(true);
             report["msg"] = Value::String(failure.clone());
+            report["errors"] = json!(failure.lines().collect::<Vec<_>>());
         }
         report
     }
