@@ -3,10 +3,11 @@
 //! nothing.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use mxharden_testkit::write_self_signed_certificate;
 use tempfile::TempDir;
 
 /// Returns the repository's top folder.
@@ -33,14 +34,8 @@ impl Sandbox {
         run(Command::new("cp").arg("-a").arg(repository().join("examples/root")).arg(&root));
         std::fs::create_dir(root.join("run")).expect("create run/");
         let key = root.join("etc/ssl/private/sales.key");
-        run(Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "7"])
-            .args(["-subj", "/CN=sales.example.com", "-addext", "subjectAltName=DNS:sales.example.com"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(root.join("etc/ssl/certs/sales.pem")));
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod the key");
+        write_self_signed_certificate(&root.join("etc/ssl/certs/sales.pem"), &key, "sales.example.com")
+            .expect("make the test certificate");
         Sandbox { _work: work, root }
     }
 }
