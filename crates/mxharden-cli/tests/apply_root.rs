@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mxharden_testkit::sandbox::{copy_tree, example_spec, repository_root};
-use mxharden_testkit::tree::{TreeSnapshot as Tree, snapshot_tree, snapshot_tree_except};
+use mxharden_testkit::tree::{Ignored, TreeSnapshot as Tree, snapshot_differences, snapshot_tree, snapshot_tree_except};
 use mxharden_testkit::write_self_signed_certificate;
 use serde_json::Value;
 
@@ -151,31 +151,10 @@ impl std::fmt::Display for Run {
     }
 }
 
-/// Asserts that two snapshots are equal in everything but inodes, naming each entry that
-/// differs.
+/// Asserts that two snapshots are equal in type, owner, mode and contents, naming each entry
+/// that differs. Inodes and modification times are left out.
 fn assert_same_tree(before: &Tree, after: &Tree, context: &str) {
-    let mut differences = Vec::new();
-    for (path, entry) in before {
-        match after.get(path) {
-            None => differences.push(format!("removed: {path}")),
-            Some(now) if !now.same_except_inode(entry) => differences.push(format!(
-                "changed: {path}: {} {}:{} {:04o} -> {} {}:{} {:04o}{}",
-                entry.kind,
-                entry.uid,
-                entry.gid,
-                entry.mode,
-                now.kind,
-                now.uid,
-                now.gid,
-                now.mode,
-                if now.contents != entry.contents { " (contents differ)" } else { "" }
-            )),
-            Some(_) => {}
-        }
-    }
-    for path in after.keys().filter(|path| !before.contains_key(*path)) {
-        differences.push(format!("added: {path}"));
-    }
+    let differences = snapshot_differences(before, after, Ignored { inode: true, modified: true });
     assert!(differences.is_empty(), "{context}: the tree changed:\n{}", differences.join("\n"));
 }
 

@@ -6,7 +6,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// Type, owner, mode, inode and contents (or link target) of one entry, as `lstat` reports it.
+/// Type, owner, mode, inode, modification time and contents (or link target) of one entry,
+/// as `lstat` reports it.
 ///
 /// `kind` is `"file"`, `"folder"`, `"symlink"` or `"special"`. Only regular files and links
 /// have `contents`.
@@ -18,17 +19,31 @@ pub struct EntryRecord {
     /// Permission bits, including setuid, setgid and sticky (`st_mode & 0o7777`).
     pub mode: u32,
     pub inode: u64,
+    /// Modification time in nanoseconds since the Unix epoch, or 0 for a folder. Creating and
+    /// removing a temporary entry (a run lock, a tool's temporary file) changes a folder's
+    /// modification time while leaving the tree as it was.
+    pub modified_ns: i128,
     pub contents: Vec<u8>,
 }
 
+/// Fields of [`EntryRecord`] that a comparison leaves out. The default compares every field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ignored {
+    /// Leave out the inode, which changes when a file is replaced by an identical copy.
+    pub inode: bool,
+    /// Leave out the modification time, which changes when a file is rewritten unchanged.
+    pub modified: bool,
+}
+
 impl EntryRecord {
-    /// Returns true when both records match in everything but the inode, as a file that was
-    /// replaced by an identical copy does.
-    pub fn same_except_inode(&self, other: &EntryRecord) -> bool {
+    /// Returns true when both records are equal in every field that `ignored` does not name.
+    pub fn matches(&self, other: &EntryRecord, ignored: Ignored) -> bool {
         self.kind == other.kind
             && self.uid == other.uid
             && self.gid == other.gid
             && self.mode == other.mode
+            && (ignored.inode || self.inode == other.inode)
+            && (ignored.modified || self.modified_ns == other.modified_ns)
             && self.contents == other.contents
     }
 }
@@ -37,12 +52,13 @@ impl fmt::Display for EntryRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {}:{} {:04o} inode {}, {} bytes",
+            "{} {}:{} {:04o} inode {}, modified {} ns, {} bytes",
             self.kind,
             self.uid,
             self.gid,
             self.mode,
             self.inode,
+            self.modified_ns,
             self.contents.len()
         )?;
         if self.kind == "symlink" {
@@ -92,6 +108,11 @@ fn record_entry(path: &Path, relative: &str, ignored: &[&str], snapshot: &mut Tr
     } else {
         ("special", Vec::new())
     };
+    let modified_ns = if kind == "folder" {
+        0
+    } else {
+        i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec())
+    };
     snapshot.insert(
         relative.to_owned(),
         EntryRecord {
@@ -100,6 +121,7 @@ fn record_entry(path: &Path, relative: &str, ignored: &[&str], snapshot: &mut Tr
             gid: metadata.gid(),
             mode: metadata.mode() & 0o7777,
             inode: metadata.ino(),
+            modified_ns,
             contents,
         },
     );
@@ -120,13 +142,14 @@ fn record_entry(path: &Path, relative: &str, ignored: &[&str], snapshot: &mut Tr
     }
 }
 
-/// Lists every difference between two snapshots, one line each, inodes included.
-pub fn snapshot_differences(before: &TreeSnapshot, after: &TreeSnapshot) -> Vec<String> {
+/// Lists every difference between two snapshots, one line each, leaving out the fields in
+/// `ignored`. Returns an empty list when the trees match.
+pub fn snapshot_differences(before: &TreeSnapshot, after: &TreeSnapshot, ignored: Ignored) -> Vec<String> {
     let mut differences = Vec::new();
     for (path, old) in before {
         match after.get(path) {
             None => differences.push(format!("{path:?} was removed")),
-            Some(new) if new != old => {
+            Some(new) if !new.matches(old, ignored) => {
                 let contents = if new.contents == old.contents { "same contents" } else { "different contents" };
                 differences.push(format!("{path:?} changed from {old} to {new} ({contents})"));
             }
