@@ -5,8 +5,8 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
+use mxharden_testkit::write_self_signed_ca;
 use support::{Sandbox, describe, example_spec};
 
 const RULES: &str = "    access:
@@ -26,16 +26,7 @@ fn spec_with_rules() -> String {
 fn write_access_files(sandbox: &Sandbox) {
     let ca = sandbox.path("/etc/ssl/certs/partner-ca.pem");
     let key = sandbox.folder().join("partner-ca.key");
-    let output = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=partner CA", "-addext", "basicConstraints=critical,CA:TRUE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&ca)
-        .output()
-        .expect("run openssl");
-    assert!(output.status.success(), "openssl failed: {}", String::from_utf8_lossy(&output.stderr));
+    write_self_signed_ca(&ca, &key, "partner CA").expect("make the partner CA");
     let htpasswd = sandbox.path("/etc/nginx/partner.htpasswd");
     std::fs::create_dir_all(htpasswd.parent().unwrap()).unwrap();
     std::fs::write(&htpasswd, "partner:$apr1$mM1vSYw9$4mYZ5u4Nb1LMWm3Ae3mM3/\n").unwrap();

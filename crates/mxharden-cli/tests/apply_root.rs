@@ -6,11 +6,13 @@
 //! `etc/group`, which `first_apply_creates` checks. Not covered: apply
 //! without `--dry-run` as a non-root user, because the suite runs as root.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use mxharden_testkit::sandbox::{copy_tree, example_spec, repository_root};
+use mxharden_testkit::tree::{Ignored, TreeSnapshot as Tree, snapshot_differences, snapshot_tree, snapshot_tree_except};
+use mxharden_testkit::write_self_signed_certificate;
 use serde_json::Value;
 
 /// Runtime version below the 9.24 line's minimum in the built-in policy.
@@ -24,10 +26,6 @@ const LOCK_ENTRIES: &[&str] = &["run", "run/mxharden.lock"];
 const INCLUDE_FILE: &str = "srv/mendix/sales/.m2ee/mxharden.yaml";
 const MAIN_FILE: &str = "srv/mendix/sales/.m2ee/m2ee.yaml";
 const STATE_FILE: &str = "var/lib/mxharden/apps/sales.json";
-
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// A copy of `examples/root` with a test certificate, and a folder beside it
 /// for desired-state files.
@@ -77,17 +75,7 @@ impl Sandbox {
     fn write_certificate(&self) {
         let key = self.path("etc/ssl/private/sales.key");
         let certificate = self.path("etc/ssl/certs/sales.pem");
-        let output = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-            .args(["-subj", "/CN=sales.example.com", "-addext", "subjectAltName=DNS:sales.example.com"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&certificate)
-            .output()
-            .expect("run openssl");
-        assert!(output.status.success(), "openssl failed: {}", String::from_utf8_lossy(&output.stderr));
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod the key");
+        write_self_signed_certificate(&certificate, &key, "sales.example.com").expect("make the test certificate");
     }
 
     /// Runs `mxharden` with `arguments` and `specs`. `--root` follows the subcommand.
@@ -136,7 +124,7 @@ impl Sandbox {
 
     /// Records every entry beneath the sandbox root, without the run lock.
     fn snapshot(&self) -> Tree {
-        snapshot_tree(&self.root(), LOCK_ENTRIES)
+        snapshot_tree_except(&self.root(), LOCK_ENTRIES)
     }
 }
 
@@ -163,101 +151,10 @@ impl std::fmt::Display for Run {
     }
 }
 
-fn example_spec() -> String {
-    std::fs::read_to_string(repository_root().join("examples/app.yaml")).expect("read examples/app.yaml")
-}
-
-/// Copies a tree of folders and regular files, keeping permission bits.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
-    for entry in std::fs::read_dir(from).expect("read the example tree") {
-        let entry = entry.expect("read an entry");
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type().expect("entry type");
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
-        }
-        let mode = entry.metadata().expect("entry metadata").permissions().mode();
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).expect("chmod a copy");
-    }
-}
-
-/// One entry's type, owner, mode and contents (or link target).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    kind: &'static str,
-    uid: u32,
-    gid: u32,
-    mode: u32,
-    contents: Vec<u8>,
-}
-
-type Tree = BTreeMap<String, Entry>;
-
-/// Records every entry beneath `top` without following links, except the
-/// relative paths in `ignored`.
-fn snapshot_tree(top: &Path, ignored: &[&str]) -> Tree {
-    let mut tree = Tree::new();
-    let mut pending = vec![top.to_path_buf()];
-    while let Some(path) = pending.pop() {
-        let meta = std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let relative = path.strip_prefix(top).expect("beneath the top").display().to_string();
-        if ignored.contains(&relative.as_str()) {
-            continue;
-        }
-        let kind = meta.file_type();
-        let (name, contents) = if kind.is_symlink() {
-            ("link", std::fs::read_link(&path).expect("read a link").into_os_string().into_encoded_bytes())
-        } else if kind.is_dir() {
-            for child in std::fs::read_dir(&path).expect("read a folder") {
-                pending.push(child.expect("read an entry").path());
-            }
-            ("dir", Vec::new())
-        } else if kind.is_file() {
-            ("file", std::fs::read(&path).expect("read a file"))
-        } else {
-            ("other", Vec::new())
-        };
-        tree.insert(
-            relative,
-            Entry {
-                kind: name,
-                uid: meta.uid(),
-                gid: meta.gid(),
-                mode: meta.mode() & 0o7777,
-                contents,
-            },
-        );
-    }
-    tree
-}
-
-/// Asserts that two snapshots are equal, naming each entry that differs.
+/// Asserts that two snapshots are equal in type, owner, mode and contents, naming each entry
+/// that differs. Inodes and modification times are left out.
 fn assert_same_tree(before: &Tree, after: &Tree, context: &str) {
-    let mut differences = Vec::new();
-    for (path, entry) in before {
-        match after.get(path) {
-            None => differences.push(format!("removed: {path}")),
-            Some(now) if now != entry => differences.push(format!(
-                "changed: {path}: {} {}:{} {:04o} -> {} {}:{} {:04o}{}",
-                entry.kind,
-                entry.uid,
-                entry.gid,
-                entry.mode,
-                now.kind,
-                now.uid,
-                now.gid,
-                now.mode,
-                if now.contents != entry.contents { " (contents differ)" } else { "" }
-            )),
-            Some(_) => {}
-        }
-    }
-    for path in after.keys().filter(|path| !before.contains_key(*path)) {
-        differences.push(format!("added: {path}"));
-    }
+    let differences = snapshot_differences(before, after, Ignored { inode: true, modified: true });
     assert!(differences.is_empty(), "{context}: the tree changed:\n{}", differences.join("\n"));
 }
 
@@ -289,13 +186,13 @@ fn assert_owner_mode(sandbox: &Sandbox, relative: &str, owner: (u32, u32), mode:
 /// Checks every entry beneath `relative`: owned by `owner`, folders 0700,
 /// files without group or other bits.
 fn assert_private_tree(sandbox: &Sandbox, relative: &str, owner: (u32, u32)) {
-    let tree = snapshot_tree(&sandbox.path(relative), &[]);
+    let tree = snapshot_tree(&sandbox.path(relative));
     assert!(tree.len() > 1, "{relative} has no entries to check");
     for (path, entry) in &tree {
         let entry_path = format!("{relative}/{path}");
         assert_eq!((entry.uid, entry.gid), owner, "{entry_path}: owner");
         match entry.kind {
-            "dir" => assert_eq!(entry.mode, 0o700, "{entry_path}: mode {:04o}", entry.mode),
+            "folder" => assert_eq!(entry.mode, 0o700, "{entry_path}: mode {:04o}", entry.mode),
             _ => assert_eq!(entry.mode & 0o077, 0, "{entry_path}: mode {:04o} has group or other bits", entry.mode),
         }
     }
@@ -378,12 +275,12 @@ fn second_apply_changes_nothing() {
 #[test]
 fn first_dry_run_changes_nothing() {
     let sandbox = Sandbox::new();
-    let before = snapshot_tree(&sandbox.root(), &[]);
+    let before = snapshot_tree(&sandbox.root());
 
     let run = sandbox.apply(&["--dry-run", "--detailed-exitcode"]);
     assert_eq!(run.code, Some(2), "{run}");
     assert!(run.stdout.contains("+ user mx-sales"), "{run}");
-    assert_same_tree(&before, &snapshot_tree(&sandbox.root(), &[]), "dry run");
+    assert_same_tree(&before, &snapshot_tree(&sandbox.root()), "dry run");
 }
 
 /// Output option sets each password check runs with.
@@ -617,7 +514,7 @@ fn bad_inputs(sandbox: &Sandbox) -> Vec<BadInput> {
 fn bad_input_rejected() {
     let sandbox = Sandbox::new();
     let cases = bad_inputs(&sandbox);
-    let before = snapshot_tree(&sandbox.root(), &[]);
+    let before = snapshot_tree(&sandbox.root());
     for case in &cases {
         let files: Vec<&Path> = case.files.iter().map(PathBuf::as_path).collect();
         for options in [&["apply"][..], &["apply", "--dry-run"]] {
@@ -631,7 +528,7 @@ fn bad_input_rejected() {
                 .unwrap_or_else(|| panic!("{label}: stderr does not name {}:\n{run}", case.location));
             let after_location = &error_line[error_line.find(&case.location).expect("found above") + case.location.len()..];
             assert!(after_location.trim_start().starts_with(case.field), "{label}: expected field {} after the location:\n{run}", case.field);
-            assert_same_tree(&before, &snapshot_tree(&sandbox.root(), &[]), &label);
+            assert_same_tree(&before, &snapshot_tree(&sandbox.root()), &label);
         }
     }
 }
@@ -750,7 +647,7 @@ impl Canary {
     }
 
     fn snapshot(&self) -> Tree {
-        snapshot_tree(self.path(), &[])
+        snapshot_tree(self.path())
     }
 }
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 
+use mxharden_testkit::tree::Ignored;
 use serde_json::Value;
 use support::{
     BASE, Canary, FOREIGN_UID, Sandbox, build_foreign_tree, describe, find_temporaries, relative, reset_foreign_tree,
@@ -254,7 +255,7 @@ fn run_case(case: &Case, reference: &Reference) -> Result<String, String> {
     let output = sandbox.apply(&["--format", "json"]);
 
     let mut problems = Vec::new();
-    let differences = snapshot_differences(&before, &canary.snapshot());
+    let differences = snapshot_differences(&before, &canary.snapshot(), Ignored::default());
     if !differences.is_empty() {
         problems.push(format!("the canary changed:\n  {}", differences.join("\n  ")));
     }
@@ -341,7 +342,7 @@ fn swap_race_leaves_canary_alone() {
 
         stop.store(true, Ordering::SeqCst);
         let leftovers = attacker.join().expect("the attacker thread panicked");
-        let differences = snapshot_differences(&before, &canary.snapshot());
+        let differences = snapshot_differences(&before, &canary.snapshot(), Ignored::default());
         assert!(
             differences.is_empty(),
             "round {round}: the canary changed:\n  {}\n{}",

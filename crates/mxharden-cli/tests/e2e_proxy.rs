@@ -13,16 +13,16 @@
 
 use std::fs;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::thread;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mxharden_testkit::sandbox::{copy_tree, repository_root};
 use mxharden_testkit::{
-    Guarded, LogEntry, Netns, Pki, StubRuntime, curl, make_test_pki, require_root_or_skip,
-    veth_pair, wait_for_tcp,
+    Guarded, LogEntry, Netns, Pki, StubRuntime, connect_from, curl, describe, make_test_pki,
+    require_root_or_skip, veth_pair, wait_for_tcp,
 };
 use tempfile::TempDir;
 
@@ -137,7 +137,7 @@ impl Scenario {
         assert!(
             output.status.success(),
             "curl {url} (resolved as {resolved}) failed: {}\n{}",
-            describe_output(&output),
+            describe(&output),
             self.nginx_error_log()
         );
         HttpResponse::parse(&String::from_utf8_lossy(&output.stdout))
@@ -247,8 +247,7 @@ fn require_stub_runtime() {
 /// Copies examples/root to `sandbox` and installs a test certificate for `SERVER_NAME` where
 /// examples/app.yaml expects it. Returns the PKI, whose CA certificate the client trusts.
 fn prepare_sandbox(sandbox: &Path, pki_dir: &Path) -> Pki {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    copy_tree(&examples.join("root"), sandbox);
+    copy_tree(&repository_root().join("examples/root"), sandbox);
 
     fs::create_dir(pki_dir).expect("create PKI directory");
     let pki = make_test_pki(pki_dir, SERVER_NAME).expect("create test PKI");
@@ -258,32 +257,6 @@ fn prepare_sandbox(sandbox: &Path, pki_dir: &Path) -> Pki {
     fs::copy(&pki.leaf_key, &key).expect("install the private key");
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod 0600 the key");
     pki
-}
-
-/// Copies the directories and regular files under `source` to `destination`, which must not
-/// exist yet.
-fn copy_tree(source: &Path, destination: &Path) {
-    fs::create_dir(destination)
-        .unwrap_or_else(|error| panic!("failed to create {}: {error}", destination.display()));
-    let entries = fs::read_dir(source)
-        .unwrap_or_else(|error| panic!("failed to read {}: {error}", source.display()));
-    for entry in entries {
-        let entry = entry.expect("read directory entry");
-        let file_type = entry.file_type().expect("read file type");
-        let target = destination.join(entry.file_name());
-        if file_type.is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else if file_type.is_file() {
-            fs::copy(entry.path(), &target).unwrap_or_else(|error| {
-                panic!("failed to copy {}: {error}", entry.path().display())
-            });
-        } else {
-            panic!(
-                "{} is neither a file nor a directory; copy_tree copies only those",
-                entry.path().display()
-            );
-        }
-    }
 }
 
 /// Runs `mxharden apply --root SANDBOX examples/app.yaml` and asserts that it succeeds.
@@ -302,7 +275,7 @@ fn apply_example_app(sandbox: &Path) {
         "mxharden apply --root {} {} failed: {}",
         sandbox.display(),
         app_file.display(),
-        describe_output(&output)
+        describe(&output)
     );
 }
 
@@ -319,7 +292,7 @@ fn load_firewall_rules(server: &Netns, sandbox: &Path) {
         output.status.success(),
         "nft -f {} failed in the server namespace: {}\nrules:\n{}",
         rules.display(),
-        describe_output(&output),
+        describe(&output),
         read_for_message(&rules)
     );
 }
@@ -435,27 +408,6 @@ fn main_nginx_config(nginx_dir: &Path, site: &Path) -> String {
     )
 }
 
-/// Tries a TCP connection from inside `ns` to each address at the same time and returns each
-/// address with the outcome.
-fn connect_from(ns: &Netns, addresses: &[SocketAddr]) -> Vec<(SocketAddr, io::Result<()>)> {
-    thread::scope(|scope| {
-        let attempts: Vec<_> = addresses
-            .iter()
-            .map(|&address| {
-                let attempt = scope.spawn(move || {
-                    ns.run_in(|| TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).map(drop))
-                        .and_then(|result| result)
-                });
-                (address, attempt)
-            })
-            .collect();
-        attempts
-            .into_iter()
-            .map(|(address, attempt)| (address, attempt.join().expect("connect thread panicked")))
-            .collect()
-    })
-}
-
 fn runtime_addresses(ipv4: &str, ipv6: &str) -> Vec<SocketAddr> {
     let mut addresses = Vec::new();
     for port in [RUNTIME_PORT, ADMIN_PORT] {
@@ -463,15 +415,6 @@ fn runtime_addresses(ipv4: &str, ipv6: &str) -> Vec<SocketAddr> {
         addresses.push(format!("[{ipv6}]:{port}").parse().unwrap());
     }
     addresses
-}
-
-fn describe_output(output: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Returns the contents of `path` for a failure message, or why they could not be read.
@@ -611,7 +554,7 @@ fn plain_http_redirects_to_https() {
         .arg(format!("http://{SERVER_NAME}/some/path"))
         .output()
         .expect("run curl in the client namespace");
-    assert_eq!(spoofed.status.code(), Some(52), "expected an empty reply: {}", describe_output(&spoofed));
+    assert_eq!(spoofed.status.code(), Some(52), "expected an empty reply: {}", describe(&spoofed));
     let stub_log = scenario.stub_log();
     assert!(
         stub_log.is_empty(),
@@ -665,7 +608,7 @@ fn runtime_ports_closed_to_other_hosts() {
     let from_client = runtime_addresses(SERVER_V4, SERVER_V6);
     let from_server = runtime_addresses("127.0.0.1", "::1");
 
-    for (address, outcome) in connect_from(&scenario.client, &from_client) {
+    for (address, outcome) in connect_from(&scenario.client, &from_client, CONNECT_TIMEOUT) {
         // A refused connection would mean that nothing listens, so the firewall would be
         // untested. Dropped packets make the attempt time out.
         assert!(
@@ -673,7 +616,7 @@ fn runtime_ports_closed_to_other_hosts() {
             "a connection from the client to {address} should time out, got {outcome:?}"
         );
     }
-    for (address, outcome) in connect_from(&scenario.server, &from_server) {
+    for (address, outcome) in connect_from(&scenario.server, &from_server, CONNECT_TIMEOUT) {
         assert!(
             outcome.is_ok(),
             "the server should reach its own {address} over loopback, got {outcome:?}"
@@ -691,9 +634,9 @@ fn runtime_ports_closed_to_other_hosts() {
     assert!(
         output.status.success(),
         "nft delete table inet {NFT_TABLE} failed: {}",
-        describe_output(&output)
+        describe(&output)
     );
-    for (address, outcome) in connect_from(&scenario.client, &from_client) {
+    for (address, outcome) in connect_from(&scenario.client, &from_client, CONNECT_TIMEOUT) {
         assert!(
             outcome.is_ok(),
             "without the firewall table the client should reach {address}, got {outcome:?}"

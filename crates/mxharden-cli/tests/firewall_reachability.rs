@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use mxharden_testkit::{Guarded, Netns, require_root_or_skip, veth_pair};
+use mxharden_testkit::{Guarded, Netns, connect_from, describe, require_root_or_skip, veth_pair};
 use tempfile::TempDir;
 
 const PROXY_V4: &str = "10.93.1.1";
@@ -287,25 +287,25 @@ impl Lab {
         let outside_targets = [SERVER_OUTSIDE_SIDE_V4, SERVER_OUTSIDE_SIDE_V6];
         let loopback_targets = ["127.0.0.1", "::1"];
 
-        for (address, outcome) in connect_from(&self.proxy, &addresses(&proxy_targets, RUNTIME_PORT)) {
+        for (address, outcome) in connect_from(&self.proxy, &addresses(&proxy_targets, RUNTIME_PORT), CONNECT_TIMEOUT) {
             if proxy_allowed {
                 assert!(outcome.is_ok(), "the proxy host should reach the runtime port at {address}, got {outcome:?}");
             } else {
                 assert_dropped(&outcome, &format!("the proxy host to {address}"));
             }
         }
-        for (address, outcome) in connect_from(&self.proxy, &addresses(&proxy_targets, ADMIN_PORT)) {
+        for (address, outcome) in connect_from(&self.proxy, &addresses(&proxy_targets, ADMIN_PORT), CONNECT_TIMEOUT) {
             assert_dropped(&outcome, &format!("the proxy host to the admin port at {address}"));
         }
         for port in [RUNTIME_PORT, ADMIN_PORT] {
-            for (address, outcome) in connect_from(&self.outside, &addresses(&outside_targets, port)) {
+            for (address, outcome) in connect_from(&self.outside, &addresses(&outside_targets, port), CONNECT_TIMEOUT) {
                 assert_dropped(&outcome, &format!("the outside host to {address}"));
             }
-            for (address, outcome) in connect_from(&self.server, &addresses(&loopback_targets, port)) {
+            for (address, outcome) in connect_from(&self.server, &addresses(&loopback_targets, port), CONNECT_TIMEOUT) {
                 assert!(outcome.is_ok(), "the server should reach {address} over loopback, got {outcome:?}");
             }
         }
-        for (address, outcome) in connect_from(&self.outside, &addresses(&outside_targets, SSH_PORT)) {
+        for (address, outcome) in connect_from(&self.outside, &addresses(&outside_targets, SSH_PORT), CONNECT_TIMEOUT) {
             assert!(outcome.is_ok(), "SSH at {address} should stay reachable from the outside host, got {outcome:?}");
         }
     }
@@ -534,26 +534,6 @@ fn addresses(hosts: &[&str], port: u16) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Tries a TCP connection from inside `ns` to each address at the same time.
-fn connect_from(ns: &Netns, addresses: &[SocketAddr]) -> Vec<(SocketAddr, io::Result<()>)> {
-    thread::scope(|scope| {
-        let attempts: Vec<_> = addresses
-            .iter()
-            .map(|&address| {
-                let attempt = scope.spawn(move || {
-                    ns.run_in(|| TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).map(drop))
-                        .and_then(|result| result)
-                });
-                (address, attempt)
-            })
-            .collect();
-        attempts
-            .into_iter()
-            .map(|(address, attempt)| (address, attempt.join().expect("connect thread panicked")))
-            .collect()
-    })
-}
-
 /// Asserts that a connection attempt timed out: a refused connection would mean that nothing
 /// listens, which would leave the firewall untested.
 fn assert_dropped(outcome: &io::Result<()>, what: &str) {
@@ -561,15 +541,6 @@ fn assert_dropped(outcome: &io::Result<()>, what: &str) {
         matches!(outcome, Err(error) if error.kind() == io::ErrorKind::TimedOut),
         "a connection from {what} should time out, got {outcome:?}"
     );
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn stdout(output: &Output) -> String {
@@ -634,7 +605,7 @@ fn full_matrix_after_apply(test_name: &str, backend: Backend) {
     lab.add_operator_rules(backend);
     let operator_rules = lab.ruleset();
     // Control: before the apply every host reaches both ports, so the rules are what blocks.
-    for (address, outcome) in connect_from(&lab.outside, &addresses(&[SERVER_OUTSIDE_SIDE_V4, SERVER_OUTSIDE_SIDE_V6], ADMIN_PORT)) {
+    for (address, outcome) in connect_from(&lab.outside, &addresses(&[SERVER_OUTSIDE_SIDE_V4, SERVER_OUTSIDE_SIDE_V6], ADMIN_PORT), CONNECT_TIMEOUT) {
         assert!(outcome.is_ok(), "before the apply the outside host should reach {address}, got {outcome:?}");
     }
     let mut session = Session::open(&lab);
@@ -679,7 +650,7 @@ fn drift_shown_and_corrected(test_name: &str, backend: Backend) {
     };
     lab.apply();
     lab.tamper(backend);
-    for (address, outcome) in connect_from(&lab.outside, &addresses(&[SERVER_OUTSIDE_SIDE_V4], ADMIN_PORT)) {
+    for (address, outcome) in connect_from(&lab.outside, &addresses(&[SERVER_OUTSIDE_SIDE_V4], ADMIN_PORT), CONNECT_TIMEOUT) {
         assert!(outcome.is_ok(), "after tampering the outside host should reach {address}, got {outcome:?}");
     }
 
@@ -721,7 +692,7 @@ fn remove_deletes_only_app_rules(test_name: &str, backend: Backend) {
     let web_config = lab.sandbox.join("etc/mxharden/iis/sales/web.config");
     assert!(web_config.exists(), "remove deleted the proxy configuration, which is not a firewall file");
     // Without the rules the outside host reaches the admin port again.
-    for (address, outcome) in connect_from(&lab.outside, &addresses(&[SERVER_OUTSIDE_SIDE_V4], ADMIN_PORT)) {
+    for (address, outcome) in connect_from(&lab.outside, &addresses(&[SERVER_OUTSIDE_SIDE_V4], ADMIN_PORT), CONNECT_TIMEOUT) {
         assert!(outcome.is_ok(), "after remove the outside host should reach {address}, got {outcome:?}");
     }
 }

@@ -2,15 +2,13 @@
 
 use mxharden_firewall::firewalld::{desired_rules, policy_name};
 use mxharden_spec::AppSpec;
+use mxharden_testkit::spec::load_app;
 
 fn app(name: &str) -> AppSpec {
     let text = format!(
         "version: 1\napp:\n  name: {name}\n  base: /srv/mendix/{name}\n  runtime:\n    port: 8000\n    admin_port: 8090\n    listen: [\"127.0.0.1\", \"192.0.2.10\"]\n  proxy:\n    kind: nginx\n    server_name: {name}.example.com\n    tls:\n      certificate: /etc/ssl/certs/a.pem\n      key: /etc/ssl/private/a.key\n    remote_addresses: [\"192.0.2.20/32\", \"2001:db8::/64\"]\n  firewall:\n    backend: firewalld\n"
     );
-    let folder = tempfile::tempdir().unwrap();
-    let file = folder.path().join("app.yaml");
-    std::fs::write(&file, text).unwrap();
-    mxharden_spec::load_apps(&[file], mxharden_spec::today_utc()).unwrap_or_else(|e| panic!("{e}")).remove(0)
+    load_app(&text)
 }
 
 #[test]

@@ -7,6 +7,7 @@ use mxharden_firewall::{Backend, FirewallError, iptables, nftables, render_artif
 use mxharden_render::{AdminPassword, Artifact, ArtifactKind, Engine, RenderContext, render_app};
 use mxharden_spec::AppSpec;
 use mxharden_testkit::require_root_or_skip;
+use mxharden_testkit::spec::load_app;
 
 /// Loads a desired state with remote proxies over IPv4 and IPv6.
 fn app(backend: &str) -> AppSpec {
@@ -30,11 +31,7 @@ app:
     backend: {backend}
 "#
     );
-    let folder = tempfile::tempdir().unwrap();
-    let file = folder.path().join("app.yaml");
-    std::fs::write(&file, text).unwrap();
-    let mut apps = mxharden_spec::load_apps(&[file], mxharden_spec::today_utc()).unwrap_or_else(|e| panic!("{e}"));
-    apps.remove(0)
+    load_app(&text)
 }
 
 fn render(backend: Backend) -> Vec<Artifact> {

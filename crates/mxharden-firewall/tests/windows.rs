@@ -4,6 +4,7 @@
 use mxharden_firewall::{Backend, render_artifacts};
 use mxharden_render::{ArtifactKind, Engine, RenderContext};
 use mxharden_spec::AppSpec;
+use mxharden_testkit::spec::load_app;
 
 fn app(remote_addresses: &str, listen: &str) -> AppSpec {
     let text = format!(
@@ -26,10 +27,7 @@ app:
     backend: windows
 "#
     );
-    let folder = tempfile::tempdir().unwrap();
-    let file = folder.path().join("app.yaml");
-    std::fs::write(&file, text).unwrap();
-    mxharden_spec::load_apps(&[file], mxharden_spec::today_utc()).unwrap_or_else(|e| panic!("{e}")).remove(0)
+    load_app(&text)
 }
 
 fn script_for(spec: &AppSpec, engine: &Engine) -> String {

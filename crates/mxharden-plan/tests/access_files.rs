@@ -8,6 +8,7 @@ use mxharden_plan::access::check_access_files;
 use mxharden_plan::{Host, PlanError};
 use mxharden_spec::AppSpec;
 use mxharden_testkit::make_test_pki;
+use mxharden_testkit::spec::load_app_file;
 
 const CA_PATH: &str = "/etc/ssl/certs/partner-ca.pem";
 const HTPASSWD_PATH: &str = "/etc/nginx/partner.htpasswd";
@@ -45,7 +46,7 @@ impl Tree {
         let dir = tempfile::tempdir().unwrap();
         let spec = dir.path().join("sales.yaml");
         fs::write(&spec, SPEC).unwrap();
-        let app = mxharden_spec::load_apps(&[spec], mxharden_spec::today_utc()).expect("the spec loads").remove(0);
+        let app = load_app_file(&spec);
         fs::create_dir(dir.path().join("root")).unwrap();
         Tree { dir, app }
     }

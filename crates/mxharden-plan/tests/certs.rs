@@ -8,12 +8,8 @@ use mxharden_plan::Host;
 use mxharden_plan::certs::{CertificateFindings, check_certificate};
 use mxharden_plan::checks::check_foreign_default_servers;
 use mxharden_spec::AppSpec;
+use mxharden_testkit::spec::example_app;
 use mxharden_testkit::{Pki, make_test_pki};
-
-fn example_app() -> AppSpec {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/app.yaml");
-    mxharden_spec::load_apps(&[file], mxharden_spec::today_utc()).expect("example loads").remove(0)
-}
 
 /// A sandbox host whose certificate and key files, at the example app's
 /// paths, are copies of the given files.

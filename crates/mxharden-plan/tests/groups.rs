@@ -1,15 +1,14 @@
 //! The key exchange groups in the shared nginx file follow the OpenSSL that
 //! nginx runs with.
 
-use std::path::Path;
 
 use mxharden_plan::checks::{check_nginx_site, nginx_ecdh_groups};
 use mxharden_render::context::{CLASSIC_GROUPS, HYBRID_GROUPS};
 use mxharden_render::{Engine, RenderContext};
+use mxharden_testkit::spec::example_app;
 
 fn http_file(groups: &str) -> String {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/app.yaml");
-    let app = mxharden_spec::load_apps(&[file], mxharden_spec::today_utc()).unwrap().remove(0);
+    let app = example_app();
     let mut context = RenderContext::new(&app, None);
     context.set_ecdh_curve(groups);
     Engine::load(None).unwrap().render("nginx/http.conf.tera", &context).unwrap()

@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 use mxharden_render::{AdminPassword, ArtifactKind, Engine, RenderContext, render_app};
+use mxharden_testkit::sandbox::example_spec;
+use mxharden_testkit::spec::load_app;
 
 /// Highest `systemd-analyze security` exposure accepted; systemd rates a
 /// unit with only `User=` about 9.2 and rates 1.x as "OK".
@@ -12,14 +14,11 @@ const MAX_EXPOSURE: f64 = 2.0;
 /// Renders the unit for the example app, with `/usr/bin/true` standing in
 /// for m2ee because `verify` requires the executable to exist.
 fn render_unit(folder: &Path) -> std::path::PathBuf {
-    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/app.yaml")).unwrap();
-    let text = format!("{example}  service:\n    m2ee: /usr/bin/true\n");
-    let file = folder.join("app.yaml");
-    std::fs::write(&file, text).unwrap();
-    let apps = mxharden_spec::load_apps(&[file], mxharden_spec::today_utc()).expect("the example loads");
-    let context = RenderContext::new(&apps[0], None);
+    let text = format!("{}  service:\n    m2ee: /usr/bin/true\n", example_spec());
+    let app = load_app(&text);
+    let context = RenderContext::new(&app, None);
     let engine = Engine::load(None).unwrap();
-    let artifacts = render_app(&engine, &apps[0], &context, &AdminPassword::new("x".repeat(48))).unwrap();
+    let artifacts = render_app(&engine, &app, &context, &AdminPassword::new("x".repeat(48))).unwrap();
     let unit = artifacts.iter().find(|a| a.kind == ArtifactKind::SystemdUnit).unwrap();
     let path = folder.join(unit.path.file_name());
     std::fs::write(&path, &unit.contents).unwrap();

@@ -4,12 +4,13 @@
 //! own tools (`nginx -t`, `nft -c`, an XML parser) check the rendered output.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use mxharden_plan::checks::{CheckOutcome, check_nft_rules, check_nginx_site};
 use mxharden_render::{AdminPassword, Artifact, ArtifactKind, BUILT_IN_TEMPLATES, Engine, RenderContext, render_app, render_m2ee_main};
 use mxharden_spec::AppSpec;
+use mxharden_testkit::spec::{example_app, load_app, try_load_app};
+use mxharden_testkit::write_self_signed_certificate;
 use serde_json::Value;
 
 /// Runtime version named by `examples/root/srv/mendix/sales/model/metadata.json`.
@@ -68,29 +69,6 @@ app:
       expires: 2999-12-31
 "#;
 
-fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn load_one(file: &Path) -> AppSpec {
-    let mut apps = mxharden_spec::load_apps(&[file.to_path_buf()], mxharden_spec::today_utc())
-        .unwrap_or_else(|errors| panic!("{} is invalid:\n{errors}", file.display()));
-    assert_eq!(apps.len(), 1, "expected one app from {}", file.display());
-    apps.remove(0)
-}
-
-fn example_app() -> AppSpec {
-    load_one(&repository_root().join("examples/app.yaml"))
-}
-
-/// Loads a desired state written to a temporary file.
-fn app_from_text(text: &str) -> AppSpec {
-    let folder = tempfile::tempdir().expect("create a temporary folder");
-    let file = folder.path().join("app.yaml");
-    std::fs::write(&file, text).expect("write the desired-state file");
-    load_one(&file)
-}
-
 fn password() -> AdminPassword {
     AdminPassword::new(TEST_PASSWORD.to_owned())
 }
@@ -101,7 +79,7 @@ fn engine() -> Engine {
 
 /// Builds the context with every optional value present, as JSON.
 fn maximal_context_json() -> Value {
-    let app = app_from_text(MAXIMAL_APP);
+    let app = load_app(MAXIMAL_APP);
     let mut context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION)).with_secret(&password());
     // Resolvers come from the host, not the desired state.
     context.set_ocsp_resolvers(vec!["192.0.2.53".to_owned()]);
@@ -420,7 +398,7 @@ fn engine_variables_exist_in_context() {
 
 #[test]
 fn maximal_context_renders_every_template() {
-    let app = app_from_text(MAXIMAL_APP);
+    let app = load_app(MAXIMAL_APP);
     let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION)).with_secret(&password());
     let engine = engine();
     for (name, _) in BUILT_IN_TEMPLATES.iter().filter(|(_, text)| !is_loop_partial(text)) {
@@ -445,10 +423,7 @@ fn remote_proxy_needs_concrete_listen() {
     let text = MAXIMAL_APP
         .replace("kind: nginx", "kind: iis")
         .replace(r#"listen: ["127.0.0.1", "::1", "192.0.2.10", "2001:db8::10"]"#, r#"listen: ["0.0.0.0"]"#);
-    let folder = tempfile::tempdir().expect("create a temporary folder");
-    let file = folder.path().join("app.yaml");
-    std::fs::write(&file, text).expect("write the desired-state file");
-    let errors = mxharden_spec::load_apps(&[file], mxharden_spec::today_utc()).expect_err("0.0.0.0 with a remote proxy must be rejected");
+    let errors = try_load_app(&text).expect_err("0.0.0.0 with a remote proxy must be rejected");
     let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
     assert!(fields.contains(&"app.runtime.listen"), "{errors}");
 }
@@ -534,18 +509,7 @@ fn write_test_certificate(prefix: &Path, app: &AppSpec) {
     for file in [&certificate, &key] {
         std::fs::create_dir_all(file.parent().expect("a TLS path has a folder")).expect("create the TLS folder");
     }
-    let output = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj"])
-        .arg(format!("/CN={}", app.server_name))
-        .arg("-addext")
-        .arg(format!("subjectAltName=DNS:{}", app.server_name))
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&certificate)
-        .output()
-        .expect("run openssl");
-    assert!(output.status.success(), "openssl failed: {}", String::from_utf8_lossy(&output.stderr));
+    write_self_signed_certificate(&certificate, &key, &app.server_name.to_string()).expect("make the test certificate");
 }
 
 fn assert_nginx_accepts(app: &AppSpec, context: &RenderContext) {
@@ -582,7 +546,7 @@ fn example_site_passes_nginx() {
 
 #[test]
 fn maximal_site_passes_nginx() {
-    let app = app_from_text(MAXIMAL_APP);
+    let app = load_app(MAXIMAL_APP);
     let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION));
     assert_nginx_accepts(&app, &context);
 }
@@ -595,7 +559,7 @@ fn example_rules_pass_nft() {
 
 #[test]
 fn maximal_rules_pass_nft() {
-    let app = app_from_text(MAXIMAL_APP);
+    let app = load_app(MAXIMAL_APP);
     let context = RenderContext::new(&app, Some(EXAMPLE_RUNTIME_VERSION));
     let artifacts = render_app(&engine(), &app, &context, &password()).expect("the maximal app renders");
     let rules = &artifact(&artifacts, ArtifactKind::NftRules).contents;
@@ -619,7 +583,7 @@ fn maximal_iis_app() -> String {
 
 #[test]
 fn web_config_sets_https_variables() {
-    let app = app_from_text(&maximal_iis_app());
+    let app = load_app(&maximal_iis_app());
     let context = RenderContext::new(&app, None);
     let artifacts = render_app(&engine(), &app, &context, &password()).expect("the IIS app renders");
     let web_config = artifact(&artifacts, ArtifactKind::IisWebConfig);
@@ -656,7 +620,7 @@ fn web_config_sets_https_variables() {
 
 #[test]
 fn web_config_fences_paths_with_ip_security() {
-    let app = app_from_text(&maximal_iis_app());
+    let app = load_app(&maximal_iis_app());
     let context = RenderContext::new(&app, None);
     let artifacts = render_app(&engine(), &app, &context, &password()).expect("the IIS app renders");
     let web_config = artifact(&artifacts, ArtifactKind::IisWebConfig);

@@ -69,3 +69,28 @@ pub fn curl(ns: &Netns) -> Command {
         ],
     )
 }
+
+/// Tries a TCP connection from inside `ns` to each address at the same time, each with
+/// `timeout`, and returns every address with its outcome, in the order of `addresses`.
+pub fn connect_from(
+    ns: &Netns,
+    addresses: &[SocketAddr],
+    timeout: Duration,
+) -> Vec<(SocketAddr, io::Result<()>)> {
+    thread::scope(|scope| {
+        let attempts: Vec<_> = addresses
+            .iter()
+            .map(|&address| {
+                let attempt = scope.spawn(move || {
+                    ns.run_in(|| TcpStream::connect_timeout(&address, timeout).map(drop))
+                        .and_then(|result| result)
+                });
+                (address, attempt)
+            })
+            .collect();
+        attempts
+            .into_iter()
+            .map(|(address, attempt)| (address, attempt.join().expect("connect thread panicked")))
+            .collect()
+    })
+}

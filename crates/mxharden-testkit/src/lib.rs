@@ -5,9 +5,15 @@
 //!
 //! - [`netns`]: network namespaces ([`Netns`]) linked by veth pairs ([`veth_pair`]), and
 //!   child processes that are killed on drop ([`Guarded`]).
-//! - [`client`]: [`wait_for_tcp`] and a [`curl`] command that runs inside a namespace.
-//! - [`tls`]: a throwaway CA and server certificate made with the `openssl` CLI
-//!   ([`make_test_pki`]).
+//! - [`client`]: [`wait_for_tcp`], [`connect_from`] and a [`curl`] command that runs inside a
+//!   namespace.
+//! - [`process`]: guarded child processes and [`describe`], which formats a command's output.
+//! - [`tls`]: throwaway certificates made with the `openssl` CLI: a CA and a server
+//!   certificate ([`make_test_pki`]), and self-signed ones ([`write_self_signed_certificate`]).
+//! - [`sandbox`]: the repository's `examples/root` and `examples/app.yaml`, and
+//!   [`sandbox::copy_tree`] for copying a host tree.
+//! - [`tree`]: snapshots of a folder tree for before-and-after comparisons.
+//! - [`spec`]: desired states loaded from text ([`spec::load_app`]).
 //! - [`stub`]: starts the `mxharden-stub-runtime` binary, an HTTP/1.1 stub of the Mendix
 //!   runtime, and parses its request log ([`StubRuntime`], [`LogEntry`]).
 //! - [`require_root_or_skip`]: the guard that every namespace test calls first.
@@ -49,18 +55,22 @@
 
 pub mod client;
 pub mod netns;
+pub mod process;
+pub mod sandbox;
+pub mod spec;
 pub mod stub;
 pub mod tls;
+pub mod tree;
 
 mod command;
-mod process;
 
 use std::sync::OnceLock;
 
-pub use client::{curl, wait_for_tcp};
+pub use client::{connect_from, curl, wait_for_tcp};
 pub use netns::{Guarded, Netns, VethPair, spawn_until_line, veth_pair};
 pub use stub::{LogEntry, StubRuntime};
-pub use tls::{Pki, make_test_pki};
+pub use process::describe;
+pub use tls::{Pki, make_test_pki, write_self_signed_ca, write_self_signed_certificate};
 
 /// Checks that this process can create network namespaces.
 ///

@@ -185,3 +185,13 @@ fn forward_lines(
         }
     }
 }
+
+/// Formats a finished command's exit status, stdout and stderr for a failure message.
+pub fn describe(output: &std::process::Output) -> String {
+    format!(
+        "{}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

@@ -1,4 +1,5 @@
-//! A throwaway certificate authority and server certificate, made with the `openssl` CLI.
+//! Throwaway certificates made with the `openssl` CLI: a CA with a server certificate it
+//! signed ([`make_test_pki`]), and self-signed server and CA certificates.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -119,6 +120,49 @@ pub fn make_test_pki(dir: &Path, server_name: &str) -> io::Result<Pki> {
     fs::write(&pki.leaf_chain, chain)?;
 
     Ok(pki)
+}
+
+/// Writes a self-signed server certificate for `server_name` to `certificate` and its EC P-256
+/// key to `key` (mode 0600), both PEM.
+///
+/// The certificate is valid for 30 days from now and has `server_name` as its commonName and
+/// as its one subjectAltName (`IP:` or `DNS:`, as in [`make_test_pki`]). Its other extensions
+/// come from the host's OpenSSL configuration, as with `openssl req -x509`.
+pub fn write_self_signed_certificate(certificate: &Path, key: &Path, server_name: &str) -> io::Result<()> {
+    let subject_alt_name = subject_alt_name(server_name)?;
+    let common_name = if server_name.len() <= MAX_COMMON_NAME_LEN {
+        server_name
+    } else {
+        "mxharden test server"
+    };
+    write_self_signed(certificate, key, common_name, &format!("subjectAltName={subject_alt_name}"))
+}
+
+/// Writes a self-signed CA certificate with the commonName `common_name` to `certificate` and
+/// its EC P-256 key to `key` (mode 0600), both PEM, valid for 30 days from now.
+///
+/// Use it where a test needs a CA file, such as the client CA of an access rule. The name
+/// must not contain `/`, which `openssl req -subj` reads as a separator.
+pub fn write_self_signed_ca(certificate: &Path, key: &Path, common_name: &str) -> io::Result<()> {
+    write_self_signed(certificate, key, common_name, "basicConstraints=critical,CA:TRUE")
+}
+
+/// Generates `key` and a certificate for it, signed by itself, with one added extension.
+fn write_self_signed(certificate: &Path, key: &Path, common_name: &str, extension: &str) -> io::Result<()> {
+    generate_p256_key(key)?;
+    run_checked(
+        Command::new("openssl")
+            .args(["req", "-x509", "-new", "-sha256", "-days", VALIDITY_DAYS])
+            .arg("-subj")
+            .arg(format!("/CN={common_name}"))
+            .arg("-addext")
+            .arg(extension)
+            .arg("-key")
+            .arg(key)
+            .arg("-out")
+            .arg(certificate),
+    )?;
+    Ok(())
 }
 
 /// OpenSSL configuration for the self-signed CA certificate.

@@ -2,11 +2,11 @@
 //! `--root`, and a manifest of a whole tree to prove that a run changed
 //! nothing.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use mxharden_testkit::tree::{Ignored, TreeSnapshot, snapshot_differences, snapshot_tree};
+use mxharden_testkit::write_self_signed_certificate;
 use tempfile::TempDir;
 
 /// Returns the repository's top folder.
@@ -33,14 +33,8 @@ impl Sandbox {
         run(Command::new("cp").arg("-a").arg(repository().join("examples/root")).arg(&root));
         std::fs::create_dir(root.join("run")).expect("create run/");
         let key = root.join("etc/ssl/private/sales.key");
-        run(Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "7"])
-            .args(["-subj", "/CN=sales.example.com", "-addext", "subjectAltName=DNS:sales.example.com"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(root.join("etc/ssl/certs/sales.pem")));
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod the key");
+        write_self_signed_certificate(&root.join("etc/ssl/certs/sales.pem"), &key, "sales.example.com")
+            .expect("make the test certificate");
         Sandbox { _work: work, root }
     }
 }
@@ -56,81 +50,17 @@ pub fn run(command: &mut Command) {
     );
 }
 
-/// What a tree entry is, with everything a change could touch: type,
-/// permission bits, owner, group, contents or link target, and for files
-/// and links the modification time. A folder's modification time is left
-/// out, because creating and removing a temporary entry (the run lock, a
-/// tool's temporary file) changes it while leaving the tree as it was.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryState {
-    kind: &'static str,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    modified_ns: i128,
-    contents: Vec<u8>,
-}
-
 /// Every entry beneath a folder, by path relative to it.
-pub type Manifest = BTreeMap<PathBuf, EntryState>;
+pub type Manifest = TreeSnapshot;
 
 /// Records the state of every entry beneath `top`, without following links.
 pub fn manifest(top: &Path) -> Manifest {
-    let mut entries = Manifest::new();
-    record(top, top, &mut entries);
-    entries
+    snapshot_tree(top)
 }
 
-fn record(top: &Path, path: &Path, entries: &mut Manifest) {
-    let meta = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file_type = meta.file_type();
-    let (kind, contents) = if file_type.is_symlink() {
-        let target = std::fs::read_link(path).expect("read a link");
-        ("link", target.into_os_string().into_encoded_bytes())
-    } else if file_type.is_dir() {
-        ("dir", Vec::new())
-    } else if file_type.is_file() {
-        ("file", std::fs::read(path).expect("read a file"))
-    } else {
-        ("other", Vec::new())
-    };
-    let modified_ns = if file_type.is_dir() { 0 } else { i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()) };
-    let relative = path.strip_prefix(top).expect("beneath the top").to_path_buf();
-    entries.insert(
-        relative,
-        EntryState {
-            kind,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            modified_ns,
-            contents,
-        },
-    );
-    if file_type.is_dir() {
-        let mut children: Vec<PathBuf> = std::fs::read_dir(path)
-            .expect("list a folder")
-            .map(|entry| entry.expect("a folder entry").path())
-            .collect();
-        children.sort();
-        for child in children {
-            record(top, &child, entries);
-        }
-    }
-}
-
-/// Lists the paths whose state differs between two manifests; empty when equal.
+/// Lists the paths whose type, permission bits, owner, group, contents or link target, or
+/// modification time differ between two manifests. Returns an empty list when they are equal.
+/// Inodes are left out. Folders have no modification time (see [`mxharden_testkit::tree::EntryRecord::modified_ns`]).
 pub fn differences(before: &Manifest, after: &Manifest) -> Vec<String> {
-    let mut changed = Vec::new();
-    for (path, state) in before {
-        match after.get(path) {
-            None => changed.push(format!("removed {}", path.display())),
-            Some(now) if now != state => changed.push(format!("changed {}", path.display())),
-            Some(_) => {}
-        }
-    }
-    for path in after.keys().filter(|path| !before.contains_key(*path)) {
-        changed.push(format!("added {}", path.display()));
-    }
-    changed
+    snapshot_differences(before, after, Ignored { inode: true, modified: false })
 }

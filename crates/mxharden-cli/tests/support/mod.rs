@@ -5,17 +5,21 @@
 //! run as root, because apply sets owners.
 
 // Each test file compiles this module on its own and uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 
+use mxharden_testkit::write_self_signed_certificate;
 use rustix::fs::{Gid, Uid};
+
+pub use mxharden_testkit::describe;
+pub use mxharden_testkit::sandbox::{copy_tree, example_spec, repository_root};
+pub use mxharden_testkit::tree::{TreeSnapshot, snapshot_differences, snapshot_tree};
 
 /// Owner of the canary entries and of the foreign trees: an id that no sandbox account has.
 pub const FOREIGN_UID: u32 = 4242;
@@ -31,10 +35,6 @@ pub const SECRET_FILE: &str = "/srv/mendix/sales/.m2ee/mxharden.yaml";
 
 /// mxharden's record of the app, which contains the argon2id hash of the admin password.
 pub const STATE_FILE: &str = "/var/lib/mxharden/apps/sales.json";
-
-pub fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Returns `managed` (an absolute path such as `/etc/passwd`) as a path relative to a root.
 pub fn relative(managed: &str) -> &str {
@@ -146,10 +146,6 @@ pub fn mxharden_binary() -> &'static str {
     env!("CARGO_BIN_EXE_mxharden")
 }
 
-pub fn example_spec() -> String {
-    std::fs::read_to_string(repository_root().join("examples/app.yaml")).expect("read examples/app.yaml")
-}
-
 struct CertificatePair {
     certificate: Vec<u8>,
     key: Vec<u8>,
@@ -163,146 +159,12 @@ fn certificate_pair() -> &'static CertificatePair {
         let folder = tempfile::tempdir().expect("create a temporary folder");
         let key = folder.path().join("sales.key");
         let certificate = folder.path().join("sales.pem");
-        let output = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-            .args(["-subj", "/CN=sales.example.com", "-addext", "subjectAltName=DNS:sales.example.com"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&certificate)
-            .output()
-            .expect("run openssl");
-        assert!(output.status.success(), "openssl failed: {}", String::from_utf8_lossy(&output.stderr));
+        write_self_signed_certificate(&certificate, &key, "sales.example.com").expect("make the test certificate");
         CertificatePair {
             certificate: std::fs::read(&certificate).expect("read the certificate"),
             key: std::fs::read(&key).expect("read the key"),
         }
     })
-}
-
-/// Copies a tree of folders and regular files, keeping permission bits.
-pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
-    for entry in std::fs::read_dir(from).expect("read the example tree") {
-        let entry = entry.expect("read an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("entry type").is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
-        }
-        let mode = entry.metadata().expect("entry metadata").permissions().mode();
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).expect("chmod a copy");
-    }
-}
-
-pub fn describe(output: &Output) -> String {
-    format!(
-        "{}\n--- stdout\n{}--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Type, owner, mode and contents (or link target) of one entry, as `lstat` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryRecord {
-    pub kind: &'static str,
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-    pub inode: u64,
-    pub contents: Vec<u8>,
-}
-
-/// Entries by path relative to the snapshot's top; the top itself has the key `""`.
-pub type TreeSnapshot = BTreeMap<String, EntryRecord>;
-
-/// Records `top` and every entry beneath it without following links.
-pub fn snapshot_tree(top: &Path) -> TreeSnapshot {
-    let mut snapshot = TreeSnapshot::new();
-    record_entry(top, "", &mut snapshot);
-    snapshot
-}
-
-fn record_entry(path: &Path, relative: &str, snapshot: &mut TreeSnapshot) {
-    let metadata = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file_type = metadata.file_type();
-    let (kind, contents) = if file_type.is_symlink() {
-        let target = std::fs::read_link(path).expect("read a link");
-        ("symlink", target.into_os_string().into_encoded_bytes())
-    } else if file_type.is_dir() {
-        ("folder", Vec::new())
-    } else if file_type.is_file() {
-        ("file", std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-    } else {
-        ("special", Vec::new())
-    };
-    snapshot.insert(
-        relative.to_owned(),
-        EntryRecord {
-            kind,
-            uid: metadata.uid(),
-            gid: metadata.gid(),
-            mode: metadata.mode() & 0o7777,
-            inode: metadata.ino(),
-            contents,
-        },
-    );
-    if kind == "folder" {
-        let mut names: Vec<_> = std::fs::read_dir(path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-            .map(|entry| entry.expect("read an entry").file_name())
-            .collect();
-        names.sort();
-        for name in names {
-            let child = if relative.is_empty() {
-                name.to_string_lossy().into_owned()
-            } else {
-                format!("{relative}/{}", name.to_string_lossy())
-            };
-            record_entry(&path.join(&name), &child, snapshot);
-        }
-    }
-}
-
-impl std::fmt::Display for EntryRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}:{} {:04o} inode {}, {} bytes",
-            self.kind,
-            self.uid,
-            self.gid,
-            self.mode,
-            self.inode,
-            self.contents.len()
-        )?;
-        if self.kind == "symlink" {
-            write!(f, " -> {}", String::from_utf8_lossy(&self.contents))?;
-        }
-        Ok(())
-    }
-}
-
-/// Lists every difference between two snapshots, one line each.
-pub fn snapshot_differences(before: &TreeSnapshot, after: &TreeSnapshot) -> Vec<String> {
-    let mut differences = Vec::new();
-    for (path, old) in before {
-        match after.get(path) {
-            None => differences.push(format!("{path:?} was removed")),
-            Some(new) if new != old => {
-                let contents = if new.contents == old.contents { "same contents" } else { "different contents" };
-                differences.push(format!("{path:?} changed from {old} to {new} ({contents})"));
-            }
-            Some(_) => {}
-        }
-    }
-    for path in after.keys().filter(|path| !before.contains_key(*path)) {
-        differences.push(format!("{path:?} appeared: {}", after[path]));
-    }
-    differences
 }
 
 /// A folder outside every sandbox that no run may change: mode 0755 and files of mode 0644,

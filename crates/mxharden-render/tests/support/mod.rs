@@ -10,6 +10,7 @@ use std::process::Command;
 
 use mxharden_render::{Engine, RenderContext};
 use mxharden_spec::AppSpec;
+use mxharden_testkit::spec::load_app_file;
 use mxharden_testkit::{Pki, make_test_pki};
 
 /// The workspace root, two levels above this crate.
@@ -19,9 +20,7 @@ pub fn workspace_root() -> PathBuf {
 
 /// Loads one desired-state file from `examples/`.
 pub fn example(name: &str) -> AppSpec {
-    let file = workspace_root().join("examples").join(name);
-    let mut apps = mxharden_spec::load_apps(&[file], mxharden_spec::today_utc()).unwrap_or_else(|e| panic!("{name}: {e}"));
-    apps.remove(0)
+    load_app_file(&workspace_root().join("examples").join(name))
 }
 
 /// Finds a program that scripts/install-test-deps installs into the
