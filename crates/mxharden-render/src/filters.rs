@@ -20,7 +20,7 @@ fn plain(value: &str, format: &str) -> TeraResult<String> {
     Ok(value.to_owned())
 }
 
-/// A bare nginx word.
+/// Writes a bare nginx word.
 pub fn nginx(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nginx directive")
 }
@@ -38,22 +38,22 @@ pub fn nginx_str(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     Ok(format!("\"{value}\""))
 }
 
-/// A bare nft word (table names, addresses, prefixes).
+/// Writes a bare nft word (table names, addresses, prefixes).
 pub fn nft(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an nft rule")
 }
 
-/// A bare iptables-restore word (chain names, addresses, prefixes).
+/// Writes a bare iptables-restore word (chain names, addresses, prefixes).
 pub fn iptables(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "an iptables rule")
 }
 
-/// A systemd unit value; `%` is doubled so specifiers are not expanded.
+/// Writes a systemd unit value, doubling `%` so specifiers are not expanded.
 pub fn systemd(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     plain(value, "a systemd unit").map(|v| v.replace('%', "%%"))
 }
 
-/// A YAML double-quoted scalar. JSON string syntax is valid YAML 1.2.
+/// Writes a YAML double-quoted scalar. JSON string syntax is valid YAML 1.2.
 pub fn yaml(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     if value.chars().any(char::is_control) {
         return Err(Error::message("a control character cannot be written into YAML"));
@@ -61,7 +61,7 @@ pub fn yaml(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     serde_json::to_string(value).map_err(Error::message)
 }
 
-/// XML text or attribute content.
+/// Writes XML text or attribute content.
 pub fn xml(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     if value.chars().any(char::is_control) {
         return Err(Error::message("a control character cannot be written into XML"));
@@ -80,7 +80,7 @@ pub fn xml(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     Ok(out)
 }
 
-/// A PowerShell single-quoted string literal; a quote is doubled, which is
+/// Writes a PowerShell single-quoted string literal; a quote is doubled, which is
 /// the only escape inside single quotes. PowerShell also ends such strings
 /// at the typographic quotes U+2018 to U+201B, so those are doubled too.
 pub fn powershell(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
@@ -99,7 +99,7 @@ pub fn powershell(value: &str, _: Kwargs, _: &State) -> TeraResult<String> {
     Ok(out)
 }
 
-/// A non-negative integer.
+/// Writes a non-negative integer.
 pub fn num(value: &Value, _: Kwargs, _: &State) -> TeraResult<String> {
     match value.as_i128() {
         Some(number) if number >= 0 => Ok(number.to_string()),

@@ -73,7 +73,7 @@ pub struct Runtime {
     pub root_url: Option<HttpsUrl>,
 }
 
-/// Which reverse proxy to configure.
+/// The reverse proxy to configure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyKind {
@@ -251,7 +251,7 @@ pub struct Firewall {
     pub backend: FirewallBackend,
 }
 
-/// Which firewall mxharden manages.
+/// The firewall that mxharden manages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FirewallBackend {
@@ -309,7 +309,7 @@ pub struct Waiver {
     /// The check to waive.
     #[schemars(with = "CheckId")]
     pub check: Spanned<CheckId>,
-    /// Why the failure is accepted and who decided.
+    /// The reason the failure is accepted, and who decided.
     pub reason: Reason,
     /// Last day (`YYYY-MM-DD`) the waiver holds; after it the check fails again.
     #[schemars(with = "String")]
