@@ -113,3 +113,36 @@ fn closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Unused uid and gid for running the binary as an ordinary user.
+const NOBODY: &str = "65534";
+
+#[test]
+fn render_works_without_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = folder.path().join("out");
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups", "--"])
+        .arg(assert_cmd::cargo::cargo_bin!("mxharden"))
+        .args(["render", "--out"])
+        .arg(&out)
+        .arg(example())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.join("etc/nginx/conf.d/mxharden-sales.conf").is_file());
+}
+
+#[test]
+fn root_path_with_space_rejected() {
+    let folder = tempfile::tempdir().unwrap();
+    let root = folder.path().join("with space");
+    std::fs::create_dir_all(&root).unwrap();
+    let output = cargo_bin_cmd!("mxharden").args(["apply", "--dry-run", "--root"]).arg(&root).arg(example()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--root"), "{stderr}");
+    assert!(stderr.contains("only letters, digits"), "{stderr}");
+}
