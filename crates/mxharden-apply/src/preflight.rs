@@ -76,7 +76,7 @@ pub fn preflight(host: &Host, plans: &[AppPlan]) -> Result<(), ApplyError> {
     demands.values().try_for_each(check_room)
 }
 
-/// The programs that load or unload rules of `backend` on a live host.
+/// Returns the programs that load or unload rules of `backend` on a live host.
 fn firewall_programs(backend: Backend) -> &'static [&'static str] {
     match backend {
         Backend::Nftables => &["nft"],
@@ -101,7 +101,7 @@ fn add_file_demand(host: &Host, file: &FileStep, demands: &mut BTreeMap<u64, Dem
 }
 
 /// Adds one new entry per size in `new_entries` to the file system that
-/// holds `path`, or will hold it: the file system of its nearest existing
+/// contains `path`, or will contain it: the file system of its nearest existing
 /// folder. With no entries, only checks that the file system is writable.
 fn add_demand(host: &Host, path: &AbsPath, new_entries: &[u64], demands: &mut BTreeMap<u64, Demand>) -> Result<(), ApplyError> {
     let existing = nearest_existing(host, path)?;
@@ -138,7 +138,7 @@ fn check_room(demand: &Demand) -> Result<(), ApplyError> {
     let needed = demand.blocks + if demand.blocks > 0 { HEADROOM_BLOCKS } else { 0 };
     if needed > stats.f_bavail {
         return Err(ApplyError::Preflight(format!(
-            "the file system that holds {} has {} KiB free, and the changes need about {} KiB; free space and run again",
+            "the file system that contains {} has {} KiB free, and the changes need about {} KiB; free some space and run again",
             demand.example.display(),
             stats.f_bavail * block / 1024,
             needed * block / 1024
@@ -147,7 +147,7 @@ fn check_room(demand: &Demand) -> Result<(), ApplyError> {
     // File systems without an inode limit report no inodes at all.
     if stats.f_files > 0 && demand.inodes > stats.f_favail {
         return Err(ApplyError::Preflight(format!(
-            "the file system that holds {} has {} free inodes, and the changes create {} entries; free inodes and run again",
+            "the file system that contains {} has {} free inodes, and the changes create {} entries; remove some files and run again",
             demand.example.display(),
             stats.f_favail,
             demand.inodes

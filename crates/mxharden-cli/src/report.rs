@@ -27,7 +27,7 @@ pub struct Report {
     dry_run: bool,
     /// Per app.
     pub apps: Vec<AppOutcome>,
-    /// Why the run stopped after it began to change the host.
+    /// The reason the run stopped after it began to change the host.
     pub failure: Option<String>,
     /// True once a failed app began to change the host, so `changed` stays
     /// true even though that app's plan is not in `apps`.

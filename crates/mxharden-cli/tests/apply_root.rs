@@ -755,8 +755,9 @@ fn apply_reports_verification() {
     }
 }
 
-#[test]
-fn later_include_override_fails_verification() {
+/// Returns a sandbox whose m2ee.yaml lists, after mxharden's file, an
+/// include that sets development mode.
+fn sandbox_with_development_include() -> Sandbox {
     let sandbox = Sandbox::new();
     std::fs::create_dir_all(sandbox.path("srv/mendix/sales/.m2ee")).unwrap();
     sandbox.write(
@@ -764,6 +765,12 @@ fn later_include_override_fails_verification() {
         "include:\n  - /srv/mendix/sales/.m2ee/mxharden.yaml\n  - /srv/mendix/sales/.m2ee/local.yaml\n",
     );
     sandbox.write("srv/mendix/sales/.m2ee/local.yaml", "mxruntime:\n  DTAPMode: D\n");
+    sandbox
+}
+
+#[test]
+fn later_include_override_fails_verification() {
+    let sandbox = sandbox_with_development_include();
     let run = sandbox.apply(&[]);
     assert_eq!(run.code, Some(1), "a later include that sets development mode must fail:\n{run}");
     assert!(run.stderr.contains("verification failed"), "{run}");
@@ -875,13 +882,7 @@ fn unsafe_m2ee_append_rejected_before_changes() {
 
 #[test]
 fn failed_run_reports_one_json_document() {
-    let sandbox = Sandbox::new();
-    std::fs::create_dir_all(sandbox.path("srv/mendix/sales/.m2ee")).unwrap();
-    sandbox.write(
-        MAIN_FILE,
-        "include:\n  - /srv/mendix/sales/.m2ee/mxharden.yaml\n  - /srv/mendix/sales/.m2ee/local.yaml\n",
-    );
-    sandbox.write("srv/mendix/sales/.m2ee/local.yaml", "mxruntime:\n  DTAPMode: D\n");
+    let sandbox = sandbox_with_development_include();
     let run = sandbox.apply(&["--format", "json"]);
     assert_eq!(run.code, Some(1), "{run}");
     let report = run.json();

@@ -61,13 +61,13 @@ const FIREWALLD_POLICY: &str = "mxh-sales";
 /// and becomes firewalld.
 const FIREWALLD_SCRIPT: &str = r#"mount --bind "$1" /etc && mount --bind "$2" /srv && mount --bind "$3" /var/lib && mount --bind "$4" /var/log && mount --bind "$5" /lib/ufw && mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/dbus && dbus-daemon --system --fork --nopidfile && exec firewalld --nofork --nopid"#;
 
-/// Maximum time that firewalld gets to answer `firewall-cmd --state`.
+/// Maximum time that firewalld gets to reply to `firewall-cmd --state`.
 const FIREWALLD_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The comment `mxharden-sales` as ufw stores it in its rule files, in hexadecimal.
 const UFW_COMMENT_HEX: &str = "6d7868617264656e2d73616c6573";
 
-/// Folders of the sandbox that the live apply sees at the host paths in `LIVE_APPLY_SCRIPT`.
+/// Folders of the sandbox that the live apply finds at the host paths in `LIVE_APPLY_SCRIPT`.
 const SANDBOX_MOUNTS: [&str; 5] = ["etc", "srv", "var/lib", "var/log", "lib/ufw"];
 
 /// Mounts the test's folders over the host paths that a live apply writes, then runs the
@@ -184,7 +184,7 @@ impl Lab {
     }
 
     /// Starts a D-Bus system bus and firewalld in the server namespace and waits until
-    /// firewalld answers.
+    /// firewalld replies.
     fn start_firewalld(&mut self) {
         let mut command = self.server.command(
             "unshare",
@@ -702,7 +702,7 @@ fn unconfirmed_change_rolled_back(test_name: &str, backend: Backend) {
         return;
     };
     // The operator's rules make iptables-nft create its tables before the apply, as on a
-    // host that uses iptables, so the comparison below sees only mxharden's changes.
+    // host that uses iptables, so the comparison below shows only mxharden's changes.
     lab.add_operator_rules(backend);
     let before = lab.ruleset();
 

@@ -8,7 +8,7 @@ pub enum FsError {
     Io {
         /// The path, as seen from the managed root.
         path: PathBuf,
-        /// What was attempted, e.g. `open`, `rename`.
+        /// The attempted operation, e.g. `open`, `rename`.
         action: &'static str,
         /// The error from the kernel.
         source: std::io::Error,
@@ -20,7 +20,7 @@ pub enum FsError {
         path: PathBuf,
         /// The offending component.
         component: String,
-        /// What was found there.
+        /// The kind of entry found there.
         found: &'static str,
     },
     /// The final entry has the wrong type.
@@ -46,7 +46,7 @@ pub enum FsError {
     Locked {
         /// The lock file.
         path: PathBuf,
-        /// Who holds it, as written in the lock file.
+        /// The holder, as written in the lock file.
         holder: String,
         /// How long this run waited.
         waited_seconds: u64,

@@ -96,7 +96,7 @@ fn still_linked(parent: &OwnedFd, name: &str, fd: &OwnedFd) -> bool {
 }
 
 /// Writes a fixed-width record in place with `pwrite`, so the file never
-/// holds a shorter, truncated record.
+/// contains a shorter, truncated record.
 fn write_holder(fd: &OwnedFd, holder: &str) -> rustix::io::Result<()> {
     let mut record = [b' '; HOLDER_RECORD];
     let text = holder.as_bytes();

@@ -126,7 +126,8 @@ impl RootDir {
         }
         let mut current = rustix::io::dup(&self.fd).map_err(|e| FsError::io(self.host_path(path), "dup", e))?;
         for component in components {
-            assert!(*component != "." && *component != "..", "paths reaching the file layer are normalized");
+            assert_ne!(*component, ".", "paths reaching the file layer are normalized");
+            assert_ne!(*component, "..", "paths reaching the file layer are normalized");
             match rustix::fs::openat(&current, *component, DIR_FLAGS, Mode::empty()) {
                 Ok(next) => current = next,
                 Err(Errno::NOENT) => return Ok(None),
@@ -249,7 +250,7 @@ impl RootDir {
                 }
                 Err(e) => return Err(FsError::io(self.host_path(path), "open", e)),
             }
-            // Created for its creator alone, so nobody else can use it
+            // Created for its creator alone, so no other account can use it
             // before its owner and mode are set on the descriptor below.
             match rustix::fs::mkdirat(&current, *component, Mode::from_raw_mode(0o700)) {
                 Ok(()) | Err(Errno::EXIST) => {}

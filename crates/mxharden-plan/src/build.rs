@@ -536,9 +536,9 @@ fn plan_activations(host: &Host, steps: &mut Vec<Step>) {
 }
 
 /// Checks the rendered files for the values the checklist depends on, so a
-/// replaced template that drops one fails before anything is written: every
-/// nginx site sets both forwarded-scheme headers to `https`, and the m2ee
-/// file sets production mode and a loopback-only admin API.
+/// replaced template that drops one fails before anything is written. Every
+/// nginx site must set both forwarded-scheme headers to `https`, and the m2ee
+/// file must set production mode and a loopback-only admin API.
 fn check_checklist_values(artifacts: &[Artifact]) -> Result<(), PlanError> {
     let missing = |path: &AbsPath, what: &str| {
         PlanError::Conflict(format!("{path}: the rendered file lacks {what}; check the templates given with --templates"))

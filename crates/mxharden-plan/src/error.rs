@@ -36,9 +36,9 @@ pub enum PlanError {
     /// The TLS certificate or key cannot serve the app.
     #[error("{path}: {message}")]
     InvalidCertificate {
-        /// The certificate or key file, as the host sees it.
+        /// The certificate or key file, at its path on the host.
         path: PathBuf,
-        /// What is wrong and what to do.
+        /// The problem and the next step.
         message: String,
     },
     /// A file that an access rule names cannot serve it.

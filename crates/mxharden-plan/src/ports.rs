@@ -71,7 +71,7 @@ pub fn host_listeners() -> Vec<Listener> {
     listeners
 }
 
-/// Names the process that holds the socket `inode`, as `name (pid N)`, by
+/// Names the process that owns the socket `inode`, as `name (pid N)`, by
 /// searching `/proc/<pid>/fd`; `None` when it cannot be seen.
 pub fn socket_owner(inode: u64) -> Option<String> {
     let target = format!("socket:[{inode}]");

@@ -25,7 +25,7 @@ pub enum PolicyError {
     Invalid {
         /// The policy file, or `built-in policy`.
         origin: String,
-        /// What is wrong.
+        /// The problem.
         message: String,
     },
 }
@@ -55,7 +55,7 @@ pub struct ReleaseLine {
     pub supported: bool,
 }
 
-/// How a runtime version fares against the policy.
+/// The policy's judgement of a runtime version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum Verdict {

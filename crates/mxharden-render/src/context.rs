@@ -233,7 +233,7 @@ pub struct FirewallView {
     pub iptables_rules_file: String,
     /// The ip6tables rules file.
     pub ip6tables_rules_file: String,
-    /// Windows Firewall rule group that holds the app's rules.
+    /// Windows Firewall rule group that contains the app's rules.
     pub windows_group: String,
     /// Prefix of the Windows Firewall rule names, e.g. `mxharden-sales`.
     pub windows_rule_prefix: String,

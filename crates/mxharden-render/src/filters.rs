@@ -1,7 +1,7 @@
 //! Per-format output filters. Every `{{ }}` in a template ends in one of them.
 //!
-//! Values are checked when they are parsed, so these filters never see a
-//! delimiter in practice; they reject one anyway, so a template that is
+//! Values are checked when they are parsed, so these filters never receive
+//! a delimiter in practice. They reject one anyway, so a template that is
 //! handed an unchecked value fails to render instead of emitting it.
 
 use tera::{Error, Kwargs, State, TeraResult, Value};

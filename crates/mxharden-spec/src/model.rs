@@ -1,7 +1,7 @@
 //! The desired state of one app, as written in YAML.
 //!
 //! Optional fields are `Option` or carry a serde default, so that a template
-//! never sees `null`: the render stage fills every default before rendering.
+//! is never handed `null`: the render stage fills every default before rendering.
 
 use std::net::IpAddr;
 
@@ -224,7 +224,7 @@ pub enum TlsProfile {
     Modern,
 }
 
-/// Certificate and private key files, as the proxy host sees them.
+/// Certificate and private key files, at their paths on the proxy host.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {

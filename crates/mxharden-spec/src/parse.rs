@@ -30,7 +30,7 @@ pub fn read_desired_state(file: &Path) -> Result<DesiredState, InputError> {
         return Err(InputError::new(&whole_file, "", "not a regular file; give the path of a desired-state YAML file"));
     }
     let mut bytes = Vec::new();
-    // Reading one byte past the limit tells a file that grew since the
+    // Reading one byte past the limit separates a file that grew since the
     // metadata was read from one that fits.
     opened
         .take(MAX_FILE_BYTES + 1)
@@ -234,7 +234,7 @@ fn clean_message(field: &str, error: &YamlError) -> String {
     }
     match expected_scalar(field) {
         // The library's own value errors are short ("invalid number"); the
-        // checked types' messages have a colon and say what to write already.
+        // checked types' messages have a colon and state what to write already.
         Some(expected) if text.starts_with("invalid ") && !text.contains(':') => format!("{text}: expected {expected}"),
         _ => text,
     }

@@ -40,7 +40,7 @@ pub struct AppSpec {
     pub admin_listen: Vec<IpAddr>,
     /// `ApplicationRootUrl`.
     pub root_url: HttpsUrl,
-    /// Which proxy to configure.
+    /// The proxy to configure.
     pub proxy_kind: ProxyKind,
     /// Public host name.
     pub server_name: DnsName,
@@ -58,7 +58,7 @@ pub struct AppSpec {
     pub m2ee: AbsPath,
     /// Waivers that have not expired.
     pub waivers: Vec<ActiveWaiver>,
-    /// Where fields that later stages may report on were written.
+    /// Positions of fields that later stages may report on.
     #[serde(skip)]
     pub positions: FieldPositions,
 }

@@ -17,7 +17,7 @@ pub fn repository() -> PathBuf {
 /// A copy of `examples/root` with a throw-away certificate and key, inside
 /// a temporary folder that is removed on drop.
 pub struct Sandbox {
-    /// The temporary folder that holds `root`; removed on drop.
+    /// The temporary folder that contains `root`, removed on drop.
     _work: TempDir,
     /// The host tree to pass as `--root`.
     pub root: PathBuf,

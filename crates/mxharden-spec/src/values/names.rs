@@ -49,7 +49,7 @@ fn check_app_name(value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Accounts that must never run an app, whatever the desired state says.
+/// Accounts that must never run an app, whatever the desired state names.
 const RESERVED_ACCOUNTS: &[&str] = &[
     "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
     "proxy", "www-data", "backup", "list", "irc", "nobody", "nogroup", "systemd-network",
