@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -R "$here/root" "$work/root"
-openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=sales.example.com" \
+openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj "/CN=sales.example.com" \
     -addext "subjectAltName=DNS:sales.example.com" \
     -keyout "$work/root/etc/ssl/private/sales.key" -out "$work/root/etc/ssl/certs/sales.pem" 2>/dev/null
 chmod 600 "$work/root/etc/ssl/private/sales.key"
